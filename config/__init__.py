@@ -1,0 +1,1 @@
+"""Service configuration: settings from the environment, logging, default mapping."""

@@ -1,0 +1,1 @@
+"""jira-sync: keeps QALITA data-quality issues and Jira issues in step, both ways."""

@@ -1,0 +1,75 @@
+"""Integrations: the tenant-to-Jira-site records and the environment bootstrap of one of them."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from config.settings import JiraBootstrap
+from jira_sync.crypto import SecretBox, SecretsUnreadable
+from jira_sync.store.models import Integration
+from jira_sync.store.upsert import insert
+
+
+class TenantLabelCollision(ValueError):
+    """Two tenants would share one marker label, which would let them adopt each other's issues."""
+
+
+def tenant_label(tenant: str) -> str:
+    """The tenant as it appears in ``qalita-id-<tenant>-<id>`` labels (CONTRACT §6)."""
+    return re.sub(r"[^a-z0-9_-]", "-", tenant.lower())
+
+
+def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) -> Integration:
+    """Create or refresh the integration the ``JIRA_*`` variables describe.
+
+    Safe when web, worker and beat run it at the same moment: the insert collapses on the
+    tenant's unique key, then the row is locked and the environment's values written over it.
+    Settings the environment does not carry (made through the admin API) are kept.
+    """
+    label = tenant_label(bootstrap.tenant)
+    clash = session.scalar(select(Integration.tenant).where(
+        Integration.tenant_label == label, Integration.tenant != bootstrap.tenant))
+    if clash is not None:
+        raise TenantLabelCollision(
+            f"JIRA_SYNC_TENANT: {bootstrap.tenant!r} has the label form {label!r}, "
+            f"already used by tenant {clash!r}")
+    fields = {
+        "name": f"Jira {urlsplit(bootstrap.base_url).hostname}",
+        "source": "env",
+        "deployment": bootstrap.deployment,
+        "base_url": bootstrap.base_url,
+        "auth_method": bootstrap.auth,
+        "email": bootstrap.email,
+        "cloud_id": bootstrap.cloud_id,
+        "oauth_client_id": bootstrap.oauth_client_id,
+        "project_key": bootstrap.project_key,
+        "issue_type": bootstrap.issue_type,
+        "qalita_api_url": bootstrap.qalita_api_url,
+    }
+    try:
+        with session.begin_nested():
+            session.execute(insert(session, Integration).values(
+                tenant=bootstrap.tenant, tenant_label=label, enabled=True, options={},
+                secrets_sealed=box.seal(bootstrap.secrets), **fields,
+            ).on_conflict_do_nothing(index_elements=["tenant"]))
+    except IntegrityError:
+        # Only the label can clash here, and only with a tenant created since the check.
+        raise TenantLabelCollision(
+            f"JIRA_SYNC_TENANT: {bootstrap.tenant!r} has the label form {label!r}, "
+            "already used by another tenant") from None
+    integration = session.scalars(select(Integration).where(
+        Integration.tenant == bootstrap.tenant).with_for_update()).one()
+    for key, value in fields.items():
+        setattr(integration, key, value)
+    try:
+        secrets = box.open(integration.secrets_sealed)
+    except SecretsUnreadable:
+        secrets = {}  # Sealed with a retired key: only what the environment gives survives.
+    secrets.update(bootstrap.secrets)
+    integration.secrets_sealed = box.seal(secrets)
+    return integration

@@ -1,0 +1,21 @@
+"""Retention: the log and finished inbox rows are pruned; dead letters are kept until handled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from jira_sync.store.models import InboxEvent, LogEntry
+from jira_sync.store.types import utcnow
+
+
+def prune(session: Session, days: int) -> dict[str, int]:
+    cutoff = utcnow() - timedelta(days=days)
+    logs = session.execute(delete(LogEntry).where(LogEntry.created_at < cutoff))
+    # Processed rows only: a waiting or dead event is still somebody's business. The event
+    # id dedupe window is therefore the retention period, far longer than any redelivery.
+    inbox = session.execute(delete(InboxEvent).where(
+        InboxEvent.state == "processed", InboxEvent.processed_at < cutoff))
+    return {"integration_log": logs.rowcount, "inbox": inbox.rowcount}

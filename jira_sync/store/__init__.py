@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, the session/unit of work, repositories, migrations."""

@@ -1,0 +1,230 @@
+"""The tables behind the sync, one class per table.
+
+Columns hold state the design needs (see docs/architecture.md): the link row is the unit
+of idempotency and serialisation, the inbox makes every received event durable before it
+is acknowledged, and dead letters plus the integration log make every failure visible.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from jira_sync.store.types import JSONDocument, UTCDateTime, utcnow
+
+# Deterministic constraint names, so migrations can drop and alter them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Integration(Timestamped, Base):
+    """One Jira site serving one QALITA tenant; credentials live sealed in ``secrets_sealed``."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), unique=True)
+    # The tenant as it appears in marker labels; two tenants may not share one.
+    tenant_label: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    deployment: Mapped[str] = mapped_column(String(16))
+    base_url: Mapped[str] = mapped_column(String(2048))
+    auth_method: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(320))
+    cloud_id: Mapped[str | None] = mapped_column(String(64))
+    oauth_client_id: Mapped[str | None] = mapped_column(String(200))
+    project_key: Mapped[str | None] = mapped_column(String(64))
+    issue_type: Mapped[str | None] = mapped_column(String(64))
+    qalita_api_url: Mapped[str | None] = mapped_column(String(2048))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secrets_sealed: Mapped[str | None] = mapped_column(Text)
+    webhook_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class IssueLink(Timestamped, Base):
+    """The one Jira issue of one QALITA issue, with desired and last-written state."""
+
+    __tablename__ = "issue_links"
+    __table_args__ = (
+        UniqueConstraint("tenant", "qalita_issue_id", "integration_id"),
+        UniqueConstraint("integration_id", "jira_issue_id"),
+        Index("ix_issue_links_state_due_at", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"))
+    tenant: Mapped[str] = mapped_column(String(64))
+    qalita_issue_id: Mapped[int] = mapped_column(BigInteger)
+    # Jira's numeric id is the identity; the key changes when an issue moves project.
+    jira_issue_id: Mapped[str | None] = mapped_column(String(32))
+    jira_issue_key: Mapped[str | None] = mapped_column(String(64))
+    jira_project_key: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    desired: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    desired_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    applied_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    written: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    managed_labels: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    jira_watermark: Mapped[datetime | None]
+    create_attempted_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_failure_at: Mapped[datetime | None]
+
+
+class CommentLink(Timestamped, Base):
+    """A comment mirrored between the two sides; a tombstone stops a late create."""
+
+    __tablename__ = "comment_links"
+    __table_args__ = (
+        UniqueConstraint("link_id", "qalita_comment_id"),
+        UniqueConstraint("link_id", "jira_comment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("issue_links.id", ondelete="CASCADE"))
+    origin: Mapped[str] = mapped_column(String(16))
+    qalita_comment_id: Mapped[int | None] = mapped_column(BigInteger)
+    jira_comment_id: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    body_fingerprint: Mapped[str | None] = mapped_column(String(64))
+
+
+class InboxEvent(Base):
+    """Every received QALITA event or Jira delivery, stored before it is acknowledged."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("source", "dedupe_key"),
+        Index("ix_inbox_state_received_at", "state", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    # event_id for QALITA, X-Atlassian-Webhook-Identifier (or a body hash) for Jira.
+    dedupe_key: Mapped[str] = mapped_column(String(255))
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    integration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="SET NULL"))
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    headers: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+
+class DeadLetter(Base):
+    """Work that will not succeed by retrying, kept with everything needed to replay it."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    integration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inbox.id", ondelete="SET NULL"))
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("issue_links.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    replay_count: Mapped[int] = mapped_column(Integer, default=0)
+    replayed_at: Mapped[datetime | None]
+    discarded_at: Mapped[datetime | None]
+
+
+class LogEntry(Base):
+    """One decision of the sync (applied, skipped as echo, stale, blocked, ...), redacted."""
+
+    __tablename__ = "integration_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    integration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("issue_links.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    level: Mapped[str] = mapped_column(String(8), default="info")
+    action: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class UserIdentity(Base):
+    """A QALITA e-mail resolved to a Jira user (accountId on Cloud, name on Server)."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (UniqueConstraint("integration_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    jira_account_id: Mapped[str | None] = mapped_column(String(128))
+    jira_username: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ServiceLock(Base):
+    """A named lease (e.g. the beat lock) where the broker is not Redis."""
+
+    __tablename__ = "service_locks"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime]
+
+
+class QueueHeartbeat(Base):
+    """When a worker last consumed the probe sent through each queue (stuck-consumer alerts)."""
+
+    __tablename__ = "queue_heartbeats"
+
+    queue: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    sent_at: Mapped[datetime]
+    seen_at: Mapped[datetime]

@@ -1,0 +1,51 @@
+"""The web process's share of the environment bootstrap (CONTRACT §2).
+
+``jira-sync web`` must start while the database is down, so the integration upsert runs in a
+background thread that retries until the database is reachable and migrated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from config.settings import Settings
+from jira_sync.crypto import SecretBox
+from jira_sync.integrations import upsert_from_env
+from jira_sync.readiness import database_problem
+from jira_sync.store.db import Database
+
+logger = logging.getLogger("webhook_app.bootstrap")
+RETRY_SECONDS = 2.0
+
+
+def start(settings: Settings, database: Database) -> threading.Thread | None:
+    if settings.jira is None:
+        return None
+    thread = threading.Thread(target=_run, args=(settings, database), name="bootstrap",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+def _run(settings: Settings, database: Database) -> None:
+    assert settings.jira is not None
+    box = SecretBox(settings.require_secret_keys())
+    waiting_logged = False
+    while True:
+        problem = database_problem(database)
+        if problem is None:
+            try:
+                with database.unit_of_work() as session:
+                    upsert_from_env(session, settings.jira, box)
+            except Exception as exc:  # Logged and retried: the web keeps serving regardless.
+                problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            else:
+                logger.info("bootstrap: integration of tenant %r is up to date",
+                            settings.jira.tenant)
+                return
+        if not waiting_logged:
+            logger.warning("bootstrap: waiting for the database (%s); retrying every %.0fs",
+                           problem, RETRY_SECONDS)
+            waiting_logged = True
+        threading.Event().wait(RETRY_SECONDS)

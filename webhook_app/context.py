@@ -1,0 +1,16 @@
+"""Accessors for what create_app attached to the application."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from config.settings import Settings
+from jira_sync.store.db import Database
+
+
+def settings() -> Settings:
+    return current_app.extensions["jira_sync"]["settings"]
+
+
+def database() -> Database:
+    return current_app.extensions["jira_sync"]["database"]

@@ -1,0 +1,68 @@
+"""Prometheus metrics, computed from the database at scrape time.
+
+Reading the tables instead of counting in memory gives the same answer from every gunicorn
+worker and survives restarts, which in-process counters do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Flask, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+
+from jira_sync import heartbeats
+from jira_sync.store import stats
+from jira_sync.store.db import Database
+
+
+class StoreCollector(Collector):
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("jira_sync_database_up", "1 when the database answered the scrape")
+        try:
+            with self.database.unit_of_work() as session:
+                inbox = stats.inbox_by_state(session)
+                links = stats.links_by_state(session)
+                dead = stats.open_dead_letters(session)
+                ages = heartbeats.ages(session)
+        except SQLAlchemyError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        family = GaugeMetricFamily("jira_sync_inbox_events", "Inbox rows by source and state",
+                                   labels=["source", "state"])
+        for (source, state), count in sorted(inbox.items()):
+            family.add_metric([source, state], count)
+        yield family
+        family = GaugeMetricFamily("jira_sync_issue_links", "Issue links by state",
+                                   labels=["state"])
+        for state, count in sorted(links.items()):
+            family.add_metric([state], count)
+        yield family
+        yield GaugeMetricFamily("jira_sync_dead_letters_open",
+                                "Dead letters neither replayed nor discarded", value=dead)
+        family = GaugeMetricFamily(
+            "jira_sync_queue_heartbeat_age_seconds",
+            "Seconds since a worker last consumed the probe sent through each queue",
+            labels=["queue"])
+        for queue, age in sorted(ages.items()):
+            family.add_metric([queue], age)
+        yield family
+
+
+def register(app: Flask) -> None:
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(app.extensions["jira_sync"]["database"]))
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4")
+

@@ -1,0 +1,107 @@
+"""The Celery application, configured once from the settings.
+
+Reliability choices (see docs/operations.md and shared anchors R1-R19): late acks with
+requeue on worker loss because every task is idempotent behind the database; prefetch 1
+because tasks call slow remote APIs; no result backend because outcomes live in our tables;
+a visibility timeout longer than any countdown or time limit so Redis never redelivers a
+message that is merely waiting or still running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from celery import Celery, signals
+from kombu import Exchange, Queue
+
+from config import logging as service_logging
+from config.settings import Settings, secret_values, var_dir
+from worker import queues, runtime
+
+# Upper bounds that every countdown and time limit in the code base stays under.
+TASK_SOFT_TIME_LIMIT = 240
+TASK_TIME_LIMIT = 300
+MAX_COUNTDOWN_SECONDS = 900
+VISIBILITY_TIMEOUT_SECONDS = 3600
+BROKER_SOCKET_TIMEOUT_SECONDS = 10
+
+TASK_MODULES = ("worker.tasks.maintenance", "worker.tasks.qalita")
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    scheme = urlsplit(settings.broker_url).scheme
+    if scheme in ("redis", "rediss"):
+        return {
+            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+            "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+            "retry_on_timeout": True,
+        }
+    if scheme == "filesystem":
+        # The embedded broker of the demo: the URL path is the spool folder.
+        folder = Path(urlsplit(settings.broker_url).path or var_dir() / "broker")
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    return {}
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("jira_sync", set_as_current=True)
+    options = transport_options(settings)
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=options,
+        visibility_timeout=VISIBILITY_TIMEOUT_SECONDS,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_connection_timeout=BROKER_SOCKET_TIMEOUT_SECONDS,
+        broker_heartbeat=None,
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_time_limit=TASK_TIME_LIMIT,
+        task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)
+                     for name in queues.ALL],
+        task_default_queue=queues.MAINTENANCE,
+        task_create_missing_queues=False,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=1000,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_hijack_root_logger=False,
+        worker_concurrency=settings.worker_concurrency,
+        timezone="UTC",
+        enable_utc=True,
+        include=list(TASK_MODULES),
+    )
+    return app
+
+
+app = make_celery(runtime.settings())
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    settings = runtime.settings()
+    service_logging.configure(settings.log_level, secret_values(settings))
+
+
+@signals.worker_process_init.connect
+def _dispose_inherited_engine(**_: Any) -> None:
+    runtime.database().after_fork()
