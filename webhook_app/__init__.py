@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, abort, request
 
 from config.settings import Settings
 from jira_sync.store.db import Database
@@ -17,6 +17,13 @@ def create_app(settings: Settings, database: Database | None = None) -> Flask:
         "database": database or Database(settings.database_url),
     }
     errors.register(app)
+
+    @app.before_request
+    def refuse_oversized_bodies() -> None:
+        # Before routing errors, so an oversized body is refused whatever its target.
+        if (request.content_length or 0) > settings.max_body_bytes:
+            abort(413, f"request body over {settings.max_body_bytes} bytes")
+
     app.register_blueprint(health.blueprint)
     metrics.register(app)
     return app

@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 logger = logging.getLogger("webhook_app")
 
@@ -20,4 +20,4 @@ def register(app: Flask) -> None:
     def unexpected(exc: Exception) -> ResponseReturnValue:
         # Logged with the traceback for us; the caller learns nothing about internals.
         logger.exception("unhandled error")
-        return jsonify(error=InternalServerError.name, reason="internal error"), 500
+        return jsonify(error="Internal Server Error", reason="internal error"), 500

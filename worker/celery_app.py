@@ -28,6 +28,14 @@ VISIBILITY_TIMEOUT_SECONDS = 3600
 BROKER_SOCKET_TIMEOUT_SECONDS = 10
 
 TASK_MODULES = ("worker.tasks.maintenance", "worker.tasks.qalita")
+# Task name -> queue, filled by the house decorator (worker.house.task).
+TASK_QUEUES: dict[str, str] = {}
+
+
+def route(name: str, *_: Any, **__: Any) -> dict[str, str] | None:
+    """Send each task to its role's queue (Celery 6 drops the per-task ``queue`` attribute)."""
+    queue = TASK_QUEUES.get(name)
+    return {"queue": queue} if queue else None
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:
@@ -78,6 +86,7 @@ def make_celery(settings: Settings) -> Celery:
         task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)
                      for name in queues.ALL],
         task_default_queue=queues.MAINTENANCE,
+        task_routes=(route,),
         task_create_missing_queues=False,
         task_send_sent_event=True,
         worker_send_task_events=True,

@@ -13,7 +13,7 @@ from typing import Any
 from celery import Task
 
 from worker import runtime
-from worker.celery_app import TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, app
+from worker.celery_app import TASK_QUEUES, TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, app
 
 HOUSE_DEFAULTS: dict[str, Any] = {
     "acks_late": True,
@@ -46,7 +46,8 @@ def task(name: str, queue: str, **options: Any) -> Callable[[Callable[..., Any]]
         signature = inspect.signature(fn)
         run.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=list(signature.parameters.values())[1:])
-        return app.task(name=name, queue=queue, **{**HOUSE_DEFAULTS, **options})(run)
+        TASK_QUEUES[name] = queue
+        return app.task(name=name, **{**HOUSE_DEFAULTS, **options})(run)
 
     return decorator
 

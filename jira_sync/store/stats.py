@@ -16,7 +16,7 @@ def inbox_by_state(session: Session) -> dict[tuple[str, str], int]:
 
 def links_by_state(session: Session) -> dict[str, int]:
     rows = session.execute(select(IssueLink.state, func.count()).group_by(IssueLink.state))
-    return dict(rows.tuples())
+    return {state: count for state, count in rows}
 
 
 def open_dead_letters(session: Session) -> int:

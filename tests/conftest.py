@@ -1,0 +1,154 @@
+"""Test resources: a Postgres database and a Redis db index of this run's own, cleaned up after.
+
+Postgres and Redis are the real local servers (``make services`` starts them). Each run
+creates a migrated template database; tests that need a clean database get a copy of it,
+so tests can run in any order and twice in a row.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from jira_sync.store import migrate
+from jira_sync.store.db import Database
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "JIRA_SYNC_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("JIRA_SYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_CLAIM_SECONDS = 3 * 3600
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def _admin_engine():
+    return create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT",
+                         connect_args={"connect_timeout": 5})
+
+
+def _create_database(name: str, template: str | None = None) -> str:
+    engine = _admin_engine()
+    try:
+        with engine.connect() as connection:
+            suffix = f" TEMPLATE {template}" if template else ""
+            connection.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
+    finally:
+        engine.dispose()
+    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(name: str) -> None:
+    engine = _admin_engine()
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A migrated database that per-test databases are copied from."""
+    name = f"jira_sync_test_{RUN_ID}_template"
+    try:
+        url = _create_database(name)
+    except Exception as exc:
+        pytest.exit(f"Postgres is not reachable at {POSTGRES_ADMIN_URL} ({exc}); "
+                    "run `make services`", returncode=3)
+    migrate.upgrade(url)
+    Database(url).dispose()
+    yield name
+    _drop_database(name)
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """A fresh, migrated Postgres database for this test only."""
+    name = f"jira_sync_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    url = _create_database(name, template=postgres_template)
+    yield url
+    _drop_database(name)
+
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A fresh Postgres database with no schema at all."""
+    name = f"jira_sync_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    try:
+        url = _create_database(name)
+    except Exception as exc:
+        pytest.exit(f"Postgres is not reachable ({exc}); run `make services`", returncode=3)
+    yield url
+    _drop_database(name)
+
+
+@pytest.fixture
+def database(postgres_url: str) -> Iterator[Database]:
+    db = Database(postgres_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'jira-sync.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_db() -> Iterator[int]:
+    """A Redis db index claimed by this run alone (claims live in db 0 and expire)."""
+    admin = redis.Redis.from_url(f"{REDIS_URL}/0")
+    try:
+        admin.ping()
+    except redis.RedisError as exc:
+        pytest.exit(f"Redis is not reachable at {REDIS_URL} ({exc}); run `make services`",
+                    returncode=3)
+    for index in range(1, 16):
+        if admin.set(f"jira_sync:test-claim:{index}", RUN_ID, nx=True, ex=REDIS_CLAIM_SECONDS):
+            break
+    else:
+        pytest.exit("no free Redis db index (1-15) for this test run", returncode=3)
+    client = redis.Redis.from_url(f"{REDIS_URL}/{index}")
+    client.flushdb()
+    yield index
+    client.flushdb()
+    admin.delete(f"jira_sync:test-claim:{index}")
+
+
+@pytest.fixture
+def broker_url(redis_db: int) -> str:
+    """The run's Redis db, emptied for this test."""
+    url = f"{REDIS_URL}/{redis_db}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture
+def secret_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def service_env(postgres_url: str, broker_url: str, secret_key: str,
+                tmp_path: Path) -> dict[str, str]:
+    """Environment for a service process: this test's database, broker and key, nothing else."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("JIRA_", "QALITA_"))}
+    env.update({
+        "JIRA_SYNC_DATABASE_URL": postgres_url,
+        "JIRA_SYNC_BROKER_URL": broker_url,
+        "JIRA_SYNC_SECRET_KEY": secret_key,
+        "JIRA_SYNC_WORKER_CONCURRENCY": "2",
+        "JIRA_SYNC_WEB_WORKERS": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
