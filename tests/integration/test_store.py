@@ -1,0 +1,114 @@
+"""The store on real Postgres: sealed secrets, inbox dedupe, the concurrent env bootstrap."""
+
+import multiprocessing
+
+import pytest
+from sqlalchemy import func, select, text
+
+from config.settings import load
+from jira_sync import intake
+from jira_sync.crypto import SecretBox
+from jira_sync.integrations import TenantLabelCollision, tenant_label, upsert_from_env
+from jira_sync.store.db import Database
+from jira_sync.store.models import DeadLetter, InboxEvent, Integration
+
+pytestmark = pytest.mark.integration
+
+JIRA_ENV = {
+    "JIRA_BASE_URL": "https://acme.atlassian.net", "JIRA_EMAIL": "svc@example.com",
+    "JIRA_API_TOKEN": "tok-plaintext-123", "JIRA_WEBHOOK_SECRET": "hook-plaintext-456",
+    "QALITA_API_TOKEN": "qalita-plaintext-789", "JIRA_PROJECT_KEY": "DATA",
+}
+
+
+def test_secrets_are_not_readable_in_the_database_row(database, secret_key):
+    box = SecretBox((secret_key,))
+    with database.unit_of_work() as session:
+        upsert_from_env(session, load(JIRA_ENV).jira, box)
+    with database.engine.connect() as connection:
+        row = connection.execute(text("SELECT * FROM integrations")).mappings().one()
+    dumped = " ".join(str(value) for value in row.values())
+    for secret in ("tok-plaintext-123", "hook-plaintext-456", "qalita-plaintext-789"):
+        assert secret not in dumped
+    assert box.open(row["secrets_sealed"])["api_token"] == "tok-plaintext-123"
+
+
+def test_environment_values_win_and_other_settings_persist(database, secret_key):
+    box = SecretBox((secret_key,))
+    with database.unit_of_work() as session:
+        upsert_from_env(session, load(JIRA_ENV).jira, box)
+    with database.unit_of_work() as session:
+        integration = session.scalars(select(Integration)).one()
+        integration.options = {"mapping": "set through the admin API"}
+        integration.enabled = False
+    with database.unit_of_work() as session:
+        upsert_from_env(session, load({**JIRA_ENV, "JIRA_PROJECT_KEY": "OPS"}).jira, box)
+    with database.unit_of_work() as session:
+        integration = session.scalars(select(Integration)).one()
+        assert integration.project_key == "OPS"
+        assert integration.options == {"mapping": "set through the admin API"}
+        assert integration.enabled is False
+
+
+def test_tenants_whose_labels_collide_are_refused(database, secret_key):
+    box = SecretBox((secret_key,))
+    assert tenant_label("Acme_EU") == "acme_eu"
+    with database.unit_of_work() as session:
+        upsert_from_env(session, load({**JIRA_ENV, "JIRA_SYNC_TENANT": "acme-eu"}).jira, box)
+    assert tenant_label("acme.eu") == "acme-eu"
+    collides = load({**JIRA_ENV, "JIRA_SYNC_TENANT": "ACME-EU"}).jira
+    with pytest.raises(TenantLabelCollision, match="acme-eu"), database.unit_of_work() as s:
+        upsert_from_env(s, collides, box)
+
+
+def _bootstrap(url: str, key: str, barrier) -> None:
+    database = Database(url)
+    barrier.wait()
+    with database.unit_of_work() as session:
+        upsert_from_env(session, load(JIRA_ENV).jira, SecretBox((key,)))
+    database.dispose()
+
+
+def test_concurrent_bootstraps_give_one_integration(postgres_url, secret_key):
+    processes = 8
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes)
+    workers = [context.Process(target=_bootstrap, args=(postgres_url, secret_key, barrier))
+               for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0] * processes
+    database = Database(postgres_url)
+    with database.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Integration)) == 1
+    database.dispose()
+
+
+def test_inbox_stores_each_event_id_once(database):
+    event = {"event_id": "e-1", "event_type": "issue.created", "tenant": "acme"}
+    with database.unit_of_work() as session:
+        first = intake.store_qalita_event(session, event)
+    with database.unit_of_work() as session:
+        again = intake.store_qalita_event(session, {**event, "event_type": "issue.updated"})
+    assert first.id == again.id
+    with database.unit_of_work() as session:
+        stored = session.scalars(select(InboxEvent)).one()
+        assert (stored.tenant, stored.event_type, stored.state) == ("acme", "issue.created",
+                                                                    "received")
+
+
+@pytest.mark.parametrize(("event", "reason"), [
+    (["not", "an", "object"], "not a JSON object"),
+    ({"event_type": "issue.created"}, "event_id: required"),
+    ({"event_id": "x" * 256}, "event_id: required"),
+])
+def test_unkeyable_events_become_dead_letters_with_a_reason(database, event, reason):
+    with database.unit_of_work() as session:
+        letter = intake.store_qalita_event(session, event)
+    assert isinstance(letter, DeadLetter)
+    with database.unit_of_work() as session:
+        stored = session.scalars(select(DeadLetter)).one()
+        assert reason in stored.reason and stored.kind == "invalid_event"
+        assert stored.payload
