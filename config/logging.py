@@ -35,5 +35,6 @@ def configure(level: str, secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Readiness checks read the schema revision on every probe; that is not news.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    # Readiness checks read the schema revision on every probe; that is not news, and
+    # `jira-sync db` reports what it did itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
