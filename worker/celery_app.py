@@ -52,12 +52,13 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     if scheme == "filesystem":
         # The embedded broker of the demo: the URL path is the spool folder.
         folder = Path(urlsplit(settings.broker_url).path or var_dir() / "broker")
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     return {}
