@@ -60,6 +60,8 @@ def transport_options(settings: Settings) -> dict[str, Any]:
             "processed_folder": str(folder / "processed"),
             "control_folder": str(folder / "control"),
             "store_processed": False,
+            # Kombu polls the spool; its 1 s default would add a second to every hop.
+            "polling_interval": 0.1,
         }
     return {}
 
