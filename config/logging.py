@@ -10,28 +10,28 @@ FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
 
 
-class RedactingFilter(logging.Filter):
-    """Replaces known secret values and URL passwords in the final message with '***'."""
+class RedactingFormatter(logging.Formatter):
+    """Masks known secret values and URL passwords in the whole formatted record.
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
+    The whole record, not just the message: a secret can sit in an exception's text and
+    so in the traceback.
+    """
+
+    def __init__(self, secrets: Iterable[str], fmt: str = FORMAT) -> None:
+        super().__init__(fmt)
         # Longest first, so a secret that contains another is masked whole.
         self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = _URL_PASSWORD.sub(r"\g<scheme>***@", message)
+    def format(self, record: logging.LogRecord) -> str:
+        text = _URL_PASSWORD.sub(r"\g<scheme>***@", super().format(record))
         for secret in self._secrets:
-            redacted = redacted.replace(secret, "***")
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
+            text = text.replace(secret, "***")
+        return text
 
 
 def configure(level: str, secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
-    handler.addFilter(RedactingFilter(secrets))
+    handler.setFormatter(RedactingFormatter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -11,7 +11,7 @@ import threading
 
 from config.settings import Settings
 from jira_sync.crypto import SecretBox
-from jira_sync.integrations import upsert_from_env
+from jira_sync.integrations import TenantLabelCollision, upsert_from_env
 from jira_sync.readiness import database_problem
 from jira_sync.store.db import Database
 
@@ -38,6 +38,10 @@ def _run(settings: Settings, database: Database) -> None:
             try:
                 with database.unit_of_work() as session:
                     upsert_from_env(session, settings.jira, box)
+            except TenantLabelCollision as exc:
+                # A configuration error: retrying cannot fix it (worker and beat refuse to start).
+                logger.error("bootstrap: %s", exc)
+                return
             except Exception as exc:  # Logged and retried: the web keeps serving regardless.
                 problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             else:

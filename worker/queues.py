@@ -1,6 +1,8 @@
 """Queue names. Each role has its own queue so slow Jira calls never starve intake."""
 
-QALITA = "jira_sync.qalita"
+from jira_sync.publish import QALITA_QUEUE
+
+QALITA = QALITA_QUEUE
 JIRA_INBOUND = "jira_sync.jira_inbound"
 OUTBOUND = "jira_sync.outbound"
 MAINTENANCE = "jira_sync.maintenance"

@@ -71,9 +71,11 @@ class Processes:
         return [name for name, proc in self.running.items() if proc.poll() is not None]
 
     def stop(self) -> None:
+        # The main process only: Celery and gunicorn shut their own children down in order;
+        # signalling the whole group at once can leave a worker waiting on dead children.
         for proc in self.running.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         for name, proc in self.running.items():
             try:

@@ -6,6 +6,7 @@ import pytest
 from celery import Celery
 from sqlalchemy import select
 
+from jira_sync import publish_qalita_event
 from jira_sync.store.db import Database
 from jira_sync.store.models import DeadLetter, InboxEvent, QueueHeartbeat
 from jira_sync.store.types import utcnow
@@ -42,8 +43,7 @@ def test_a_worker_consumes_from_every_queue_and_stops_cleanly(service_env, tmp_p
         sent_at = utcnow().isoformat()
         for queue in QUEUES:
             producer.send_task("jira_sync.ping", args=(queue, sent_at), queue=queue)
-        producer.send_task("jira_sync.qalita_event", args=({"event_id": "ev-1"},),
-                           queue="jira_sync.qalita")
+        publish_qalita_event({"event_id": "ev-1"}, broker_url=service_env["JIRA_SYNC_BROKER_URL"])
         producer.send_task("jira_sync.qalita_event", args=("garbage",),
                            queue="jira_sync.qalita")
         database = Database(postgres_url)

@@ -1,0 +1,32 @@
+"""The producer side of CONTRACT §4, for Python producers such as QALITA.
+
+Celery is imported only when an event is published, so importing ``jira_sync`` stays free
+of the framework.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from config.settings import DEFAULT_BROKER_URL
+
+QALITA_EVENT_TASK = "jira_sync.qalita_event"
+QALITA_QUEUE = "jira_sync.qalita"
+
+
+def publish_qalita_event(event: dict[str, Any], broker_url: str | None = None) -> str:
+    """Send one QALITA issue event to jira-sync; returns the Celery task id.
+
+    ``broker_url`` defaults to ``JIRA_SYNC_BROKER_URL``, then to the service's default. Any
+    Celery client can do the same with ``send_task(QALITA_EVENT_TASK, args=(event,),
+    queue=QALITA_QUEUE)``.
+    """
+    from celery import Celery
+
+    url = broker_url or os.environ.get("JIRA_SYNC_BROKER_URL") or DEFAULT_BROKER_URL
+    app = Celery("qalita-producer", broker=url, set_as_current=False)
+    try:
+        return app.send_task(QALITA_EVENT_TASK, args=(event,), queue=QALITA_QUEUE).id
+    finally:
+        app.close()
