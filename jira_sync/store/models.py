@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -228,3 +229,15 @@ class QueueHeartbeat(Base):
     hostname: Mapped[str] = mapped_column(String(255))
     sent_at: Mapped[datetime]
     seen_at: Mapped[datetime]
+
+
+class RateLimitState(Base):
+    """The shared pace of calls to one Jira site, where the broker is not Redis."""
+
+    __tablename__ = "rate_limits"
+
+    site: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    # Theoretical arrival time (GCRA) and pause end, as Unix seconds.
+    next_slot: Mapped[float] = mapped_column(Double, default=0.0)
+    paused_until: Mapped[float] = mapped_column(Double, default=0.0)
+    rate_per_second: Mapped[float | None] = mapped_column(Double)
