@@ -1,0 +1,338 @@
+"""The Jira REST client, one for both deployments.
+
+Cloud speaks ``/rest/api/3`` with rich text as ADF; Server/Data Center speaks
+``/rest/api/2`` with wiki-markup strings, and names users instead of giving account ids.
+Those differences stay in here (``api``, ``rich_text``, ``user_ref``) so the sync layer
+writes one code path. Reads and PUTs retry inside; non-idempotent writes (create, bulk
+create, transition, comment) report ``maybe_applied`` and leave the retry to the caller's
+guards (DESIGN.md: search for the marker before creating again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import requests
+from sqlalchemy.exc import SQLAlchemyError
+
+from jira_sync.jira.auth import Auth
+from jira_sync.jira.limiter import RateLimiter, learned_rate
+from jira_sync.remote import (
+    DEFAULT_POLICY,
+    NotFound,
+    PermanentError,
+    RateLimited,
+    RetryPolicy,
+    TransientError,
+    call,
+    retry_after_seconds,
+)
+
+# What the sync reads of an issue; everything else is left on Jira's side.
+ISSUE_FIELDS = ("summary", "description", "status", "labels", "assignee", "priority",
+                "components", "issuetype", "project", "resolution", "created", "updated")
+BULK_CREATE_LIMIT = 50
+SEARCH_PAGE_SIZE = 50
+USER_AGENT = "jira-sync/0.1"
+
+
+@dataclass(frozen=True)
+class JiraSite:
+    base_url: str
+    deployment: str  # "cloud" or "server"
+
+    @property
+    def api(self) -> str:
+        return "/rest/api/3" if self.deployment == "cloud" else "/rest/api/2"
+
+
+@dataclass
+class BulkResult:
+    """Bulk create answers by position: ``created[i]`` and ``failed[i]`` for input item i."""
+
+    created: dict[int, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def jira_reason(response: requests.Response) -> str:
+    """Jira's ``errorMessages`` and per-field ``errors`` as one readable line."""
+    status = f"HTTP {response.status_code}"
+    if response.status_code == 429:
+        limit = response.headers.get("RateLimit-Reason") or "rate limited"
+        after = response.headers.get("Retry-After")
+        status += f" ({limit}{f', retry after {after}s' if after else ''})"
+    try:
+        body = response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+        return f"{status} with a non-JSON body ({kind})"
+    return f"{status}: {_error_text(body)}" if _error_text(body) else status
+
+
+def _error_text(body: Any) -> str:
+    if not isinstance(body, dict):
+        return ""
+    messages = [str(m) for m in body.get("errorMessages") or []]
+    errors = body.get("errors") or {}
+    if isinstance(errors, dict):
+        messages += [f"{name}: {message}" for name, message in errors.items()]
+    return "; ".join(messages)
+
+
+class JiraClient:
+    def __init__(self, site: JiraSite, auth: Auth, *, limiter: RateLimiter | None = None,
+                 policy: RetryPolicy = DEFAULT_POLICY,
+                 session: requests.Session | None = None) -> None:
+        self.site, self._auth, self._limiter, self.policy = site, auth, limiter, policy
+        self._session = session or requests.Session()
+        self._known_rate: float | None = None
+
+    def __repr__(self) -> str:
+        return f"JiraClient({self.site.base_url!r}, {self.site.deployment})"
+
+    @property
+    def is_cloud(self) -> bool:
+        return self.site.deployment == "cloud"
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, what: str, idempotent: bool,
+                 json: Any = None, params: Mapping[str, Any] | None = None,
+                 ) -> requests.Response:
+        url = f"{self.site.base_url}{self.site.api}{path}"
+
+        def send() -> requests.Response:
+            self._wait_for_slot(what)
+            response = self._send(method, url, json, params)
+            if response.status_code == 401 and self._auth.on_unauthorized():
+                response = self._send(method, url, json, params)
+            self._learn(response)
+            return response
+
+        return call(send, what=what, idempotent=idempotent, reason_of=jira_reason,
+                    policy=self.policy)
+
+    def _send(self, method: str, url: str, json: Any,
+              params: Mapping[str, Any] | None) -> requests.Response:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT,
+                   **self._auth.headers()}
+        return self._session.request(method, url, json=json, params=params, headers=headers,
+                                     timeout=self.policy.timeout, allow_redirects=False)
+
+    def _wait_for_slot(self, what: str) -> None:
+        if self._limiter is None:
+            return
+        try:
+            wait = self._limiter.reserve(self.site.base_url)
+        except (redis.RedisError, SQLAlchemyError) as exc:
+            raise TransientError(f"{what}: rate limiter unavailable ({type(exc).__name__})") \
+                from None
+        if wait > self.policy.max_inline_wait_seconds:
+            raise RateLimited(f"{what}: waiting {wait:.1f}s for the shared Jira rate limit",
+                              retry_after=wait, limit_reason="jira-sync-limiter")
+        if wait > 0:
+            time.sleep(wait)
+
+    def _learn(self, response: requests.Response) -> None:
+        if self._limiter is None:
+            return
+        try:
+            if response.status_code == 429:
+                self._limiter.pause(self.site.base_url, retry_after_seconds(response) or 1.0)
+            rate = learned_rate(response.headers)
+            if rate and rate != self._known_rate:
+                self._limiter.set_rate(self.site.base_url, rate)
+                self._known_rate = rate
+        except (redis.RedisError, SQLAlchemyError):
+            pass  # Learning is best effort; the next response teaches the same.
+
+    # -- account and project ----------------------------------------------------------
+
+    def myself(self) -> dict[str, Any]:
+        return self._request("GET", "/myself", what="read the account", idempotent=True).json()
+
+    def projects(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/project", what="list projects", idempotent=True).json()
+
+    def project(self, key: str) -> dict[str, Any]:
+        return self._request("GET", f"/project/{key}", what=f"read project {key}",
+                             idempotent=True).json()
+
+    def create_issue_types(self, project_key: str) -> list[dict[str, Any]]:
+        """The issue types this account may create in the project (create metadata)."""
+        return list(self._pages(f"/issue/createmeta/{project_key}/issuetypes", "issueTypes",
+                                what=f"read create metadata of {project_key}"))
+
+    def create_fields(self, project_key: str, issue_type_id: str) -> list[dict[str, Any]]:
+        """The fields of the create screen, with ``required`` and ``allowedValues``."""
+        return list(self._pages(f"/issue/createmeta/{project_key}/issuetypes/{issue_type_id}",
+                                "fields", what=f"read create fields of {project_key}"))
+
+    def _pages(self, path: str, key: str, *, what: str) -> Iterator[dict[str, Any]]:
+        start = 0
+        while True:
+            page = self._request("GET", path, what=what, idempotent=True,
+                                 params={"startAt": start, "maxResults": 200}).json()
+            items = page.get(key) or []
+            yield from items
+            start += len(items)
+            if not items or start >= page.get("total", start):
+                return
+
+    # -- issues -----------------------------------------------------------------------
+
+    def create_issue(self, fields: dict[str, Any],
+                     properties: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"fields": fields}
+        if properties:
+            body["properties"] = properties
+        return self._request("POST", "/issue", what="create an issue", idempotent=False,
+                             json=body).json()
+
+    def bulk_create(self, issues: list[dict[str, Any]]) -> BulkResult:
+        """Create up to 50 issues in one call; results by input position.
+
+        Jira answers 201 even when some items failed, and 400 when all did.
+        """
+        if not 0 < len(issues) <= BULK_CREATE_LIMIT:
+            raise ValueError(f"bulk create takes 1 to {BULK_CREATE_LIMIT} issues")
+        what = f"bulk create {len(issues)} issues"
+        try:
+            body = self._request("POST", "/issue/bulk", what=what, idempotent=False,
+                                 json={"issueUpdates": issues}).json()
+        except PermanentError as exc:
+            # A 400 whose body lists every item's error is a result, not a failure.
+            if exc.status != 400 or not isinstance(exc.body, dict) or not exc.body.get("errors"):
+                raise
+            body = exc.body
+        result = BulkResult()
+        for error in body.get("errors") or []:
+            element = error.get("elementErrors") or {}
+            result.failed[int(error["failedElementNumber"])] = \
+                f"HTTP {error.get('status', 400)}: {_error_text(element)}"
+        succeeded = (i for i in range(len(issues)) if i not in result.failed)
+        for position, issue in zip(succeeded, body.get("issues") or [], strict=False):
+            result.created[position] = issue
+        return result
+
+    def get_issue(self, issue: str, fields: tuple[str, ...] = ISSUE_FIELDS) -> dict[str, Any]:
+        return self._request("GET", f"/issue/{issue}", what=f"read issue {issue}",
+                             idempotent=True, params={"fields": ",".join(fields)}).json()
+
+    def edit_issue(self, issue: str, *, fields: dict[str, Any] | None = None,
+                   update: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        """Set ``fields`` and apply ``update`` operations (e.g. labels add/remove).
+
+        Label operations leave labels other people added alone; a field may not appear in
+        both (Jira refuses that).
+        """
+        body: dict[str, Any] = {}
+        if fields:
+            body["fields"] = fields
+        if update:
+            body["update"] = update
+        self._request("PUT", f"/issue/{issue}", what=f"edit issue {issue}", idempotent=True,
+                      json=body)
+
+    def delete_issue(self, issue: str) -> None:
+        with contextlib.suppress(NotFound):  # Deleting is idempotent: already gone is done.
+            self._request("DELETE", f"/issue/{issue}", what=f"delete issue {issue}",
+                          idempotent=True)
+
+    def transitions(self, issue: str) -> list[dict[str, Any]]:
+        """Transitions available from the current status, with their screens' fields."""
+        return self._request("GET", f"/issue/{issue}/transitions",
+                             what=f"list transitions of {issue}", idempotent=True,
+                             params={"expand": "transitions.fields"}).json()["transitions"]
+
+    def transition(self, issue: str, transition_id: str,
+                   fields: dict[str, Any] | None = None) -> None:
+        body: dict[str, Any] = {"transition": {"id": transition_id}}
+        if fields:
+            body["fields"] = fields
+        self._request("POST", f"/issue/{issue}/transitions",
+                      what=f"transition {issue} by {transition_id}", idempotent=False, json=body)
+
+    # -- comments ---------------------------------------------------------------------
+
+    def comments(self, issue: str) -> Iterator[dict[str, Any]]:
+        start = 0
+        while True:
+            page = self._request("GET", f"/issue/{issue}/comment",
+                                 what=f"list comments of {issue}", idempotent=True,
+                                 params={"startAt": start, "maxResults": 100}).json()
+            items = page.get("comments") or []
+            yield from items
+            start += len(items)
+            if not items or start >= page.get("total", start):
+                return
+
+    def add_comment(self, issue: str, body: Any) -> dict[str, Any]:
+        return self._request("POST", f"/issue/{issue}/comment", what=f"comment on {issue}",
+                             idempotent=False, json={"body": body}).json()
+
+    def edit_comment(self, issue: str, comment_id: str, body: Any) -> dict[str, Any]:
+        return self._request("PUT", f"/issue/{issue}/comment/{comment_id}",
+                             what=f"edit comment {comment_id} of {issue}", idempotent=True,
+                             json={"body": body}).json()
+
+    def delete_comment(self, issue: str, comment_id: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._request("DELETE", f"/issue/{issue}/comment/{comment_id}",
+                          what=f"delete comment {comment_id} of {issue}", idempotent=True)
+
+    # -- users and search -------------------------------------------------------------
+
+    def search_users(self, query: str) -> list[dict[str, Any]]:
+        """Users matching ``query`` (Cloud: prefix of name or e-mail; Server: username too)."""
+        params = {"query": query} if self.is_cloud else {"username": query}
+        return self._request("GET", "/user/search", what="search users", idempotent=True,
+                             params=params).json()
+
+    def find_user(self, email: str) -> dict[str, Any] | None:
+        """The one user whose e-mail is exactly ``email``; None rather than a guess."""
+        wanted = email.strip().lower()
+        matches = [u for u in self.search_users(email)
+                   if (u.get("emailAddress") or "").lower() == wanted]
+        return matches[0] if len(matches) == 1 else None
+
+    def user_ref(self, user: Mapping[str, Any]) -> dict[str, str]:
+        """How to name a user in an issue's fields: accountId on Cloud, name on Server."""
+        return {"accountId": user["accountId"]} if self.is_cloud else {"name": user["name"]}
+
+    def search(self, jql: str, fields: tuple[str, ...] = ("summary", "labels", "updated"),
+               page_size: int = SEARCH_PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        """Every issue ``jql`` matches, page by page.
+
+        Cloud pages with ``nextPageToken`` on ``/search/jql`` (the old ``/search`` is gone);
+        Server pages with ``startAt``. Results lag fresh writes (Jira's search index).
+        """
+        what = "search issues"
+        if self.is_cloud:
+            token: str | None = None
+            while True:
+                body: dict[str, Any] = {"jql": jql, "maxResults": page_size,
+                                        "fields": list(fields)}
+                if token:
+                    body["nextPageToken"] = token
+                page = self._request("POST", "/search/jql", what=what, idempotent=True,
+                                     json=body).json()
+                yield from page.get("issues") or []
+                token = page.get("nextPageToken")
+                if page.get("isLast", True) or not token:
+                    return
+        start = 0
+        while True:
+            page = self._request("POST", "/search", what=what, idempotent=True, json={
+                "jql": jql, "startAt": start, "maxResults": page_size, "fields": list(fields),
+            }).json()
+            issues = page.get("issues") or []
+            yield from issues
+            start += len(issues)
+            if not issues or start >= page.get("total", start):
+                return
