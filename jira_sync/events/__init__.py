@@ -1,0 +1,1 @@
+"""Schemas for what arrives from outside (QALITA events, Jira webhooks) -> typed objects."""

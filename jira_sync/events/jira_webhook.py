@@ -1,0 +1,229 @@
+"""Jira webhook bodies -> typed objects.
+
+Only the fields the inbound sync uses are typed; everything else is ignored, because Jira
+adds fields over time and differs between Cloud and Server (see the captured samples in
+tests/fixtures/jira/webhooks). Bodies use the REST v2 representation even on Cloud, so
+descriptions and comment bodies are wiki strings. A webhook is a hint, not the truth: the
+sync re-reads the issue when it matters, so a sparse body is accepted as long as it names
+what it is about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validates_schema
+
+
+class InvalidWebhook(ValueError):
+    """The body is not a Jira webhook we can act on; the message says which part and why."""
+
+
+@dataclass(frozen=True)
+class JiraUser:
+    account_id: str | None
+    name: str | None
+    display_name: str | None
+    email: str | None
+
+
+@dataclass(frozen=True)
+class ChangeItem:
+    field_id: str  # fieldId when Jira sends it (newer payloads), else the lower-cased name
+    field: str
+    from_value: str | None
+    from_string: str | None
+    to_value: str | None
+    to_string: str | None
+
+
+@dataclass(frozen=True)
+class IssueSnapshot:
+    id: str
+    key: str | None
+    project_key: str | None
+    summary: str | None
+    description: str | None
+    status: str | None
+    status_category: str | None  # "new", "indeterminate" or "done"
+    labels: tuple[str, ...] | None
+    assignee: JiraUser | None
+    updated: str | None
+
+
+@dataclass(frozen=True)
+class JiraComment:
+    id: str
+    body: str | None
+    author: JiraUser | None
+    update_author: JiraUser | None
+    created: str | None
+    updated: str | None
+
+
+@dataclass(frozen=True)
+class JiraWebhook:
+    event: str | None  # webhookEvent; absent only in hand-trimmed bodies
+    event_type_name: str | None
+    timestamp: datetime | None
+    user: JiraUser | None  # the actor; comment events from Cloud may omit it
+    issue: IssueSnapshot | None
+    changelog: tuple[ChangeItem, ...]
+    comment: JiraComment | None
+
+
+class _Lenient(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class UserSchema(_Lenient):
+    accountId = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    displayName = fields.String(allow_none=True)
+    emailAddress = fields.String(allow_none=True)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> JiraUser:
+        return JiraUser(data.get("accountId"), data.get("name"), data.get("displayName"),
+                        data.get("emailAddress"))
+
+
+class _Named(_Lenient):
+    name = fields.String(allow_none=True)
+    key = fields.String(allow_none=True)
+
+
+class _StatusCategory(_Lenient):
+    key = fields.String(allow_none=True)
+
+
+class _Status(_Lenient):
+    name = fields.String(allow_none=True)
+    statusCategory = fields.Nested(_StatusCategory, allow_none=True)
+
+
+class _IssueFields(_Lenient):
+    summary = fields.String(allow_none=True)
+    # v2 representation: a wiki string (an ADF dict would mean a v3 body; kept as None).
+    description = fields.Raw(allow_none=True)
+    status = fields.Nested(_Status, allow_none=True)
+    labels = fields.List(fields.String(), allow_none=True)
+    assignee = fields.Nested(UserSchema, allow_none=True)
+    project = fields.Nested(_Named, allow_none=True)
+    updated = fields.String(allow_none=True)
+
+
+class IssueSchema(_Lenient):
+    id = fields.String(required=True)
+    key = fields.String(allow_none=True)
+    fields = fields.Nested(_IssueFields, load_default=dict)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> IssueSnapshot:
+        f = data["fields"]
+        status = f.get("status") or {}
+        labels = f.get("labels")
+        description = f.get("description")
+        return IssueSnapshot(
+            id=data["id"], key=data.get("key"),
+            project_key=(f.get("project") or {}).get("key"),
+            summary=f.get("summary"),
+            description=description if isinstance(description, str) else None,
+            status=status.get("name"),
+            status_category=(status.get("statusCategory") or {}).get("key"),
+            labels=tuple(labels) if labels is not None else None,
+            assignee=f.get("assignee"), updated=f.get("updated"),
+        )
+
+
+class ChangeItemSchema(_Lenient):
+    field = fields.String(required=True)
+    fieldId = fields.String(allow_none=True)
+    # Jira sends ids as strings, but older payloads have numbers here and there.
+    from_ = fields.Raw(data_key="from", allow_none=True)
+    fromString = fields.String(allow_none=True)
+    to = fields.Raw(allow_none=True)
+    toString = fields.String(allow_none=True)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ChangeItem:
+        def text(value: Any) -> str | None:
+            return None if value is None else str(value)
+
+        return ChangeItem(
+            field_id=data.get("fieldId") or data["field"].lower(), field=data["field"],
+            from_value=text(data.get("from_")), from_string=data.get("fromString"),
+            to_value=text(data.get("to")), to_string=data.get("toString"),
+        )
+
+
+class _Changelog(_Lenient):
+    items = fields.List(fields.Nested(ChangeItemSchema), load_default=list)
+
+
+class CommentSchema(_Lenient):
+    id = fields.String(required=True)
+    body = fields.Raw(allow_none=True)
+    author = fields.Nested(UserSchema, allow_none=True)
+    updateAuthor = fields.Nested(UserSchema, allow_none=True)
+    created = fields.String(allow_none=True)
+    updated = fields.String(allow_none=True)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> JiraComment:
+        body = data.get("body")
+        return JiraComment(
+            id=data["id"], body=body if isinstance(body, str) else None,
+            author=data.get("author"), update_author=data.get("updateAuthor"),
+            created=data.get("created"), updated=data.get("updated"),
+        )
+
+
+class WebhookSchema(_Lenient):
+    webhookEvent = fields.String(allow_none=True)
+    issue_event_type_name = fields.String(allow_none=True)
+    timestamp = fields.Integer(allow_none=True, strict=False)
+    user = fields.Nested(UserSchema, allow_none=True)
+    issue = fields.Nested(IssueSchema, allow_none=True)
+    changelog = fields.Nested(_Changelog, allow_none=True)
+    comment = fields.Nested(CommentSchema, allow_none=True)
+
+    @validates_schema
+    def names_its_subject(self, data: dict[str, Any], **_: Any) -> None:
+        if not data.get("issue") and not data.get("comment"):
+            raise ValidationError("a webhook must carry an issue or a comment", "issue")
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> JiraWebhook:
+        stamp = data.get("timestamp")
+        return JiraWebhook(
+            event=data.get("webhookEvent"), event_type_name=data.get("issue_event_type_name"),
+            timestamp=datetime.fromtimestamp(stamp / 1000, UTC) if stamp else None,
+            user=data.get("user"), issue=data.get("issue"),
+            changelog=tuple((data.get("changelog") or {}).get("items", [])),
+            comment=data.get("comment"),
+        )
+
+
+_SCHEMA = WebhookSchema()
+
+
+def parse(body: Any) -> JiraWebhook:
+    """The typed webhook, or :class:`InvalidWebhook` saying which fields are wrong."""
+    if not isinstance(body, dict):
+        raise InvalidWebhook(f"a webhook body must be a JSON object, not {type(body).__name__}")
+    try:
+        return _SCHEMA.load(body)
+    except ValidationError as exc:
+        raise InvalidWebhook(_flatten(exc.messages)) from None
+
+
+def _flatten(messages: Any, prefix: str = "") -> str:
+    if isinstance(messages, dict):
+        return "; ".join(_flatten(v, f"{prefix}{k}.") for k, v in messages.items())
+    if isinstance(messages, list):
+        return f"{prefix.rstrip('.')}: {' '.join(str(m) for m in messages)}"
+    return f"{prefix.rstrip('.')}: {messages}"
