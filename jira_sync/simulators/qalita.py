@@ -1,0 +1,587 @@
+"""A QALITA API simulator (CONTRACT §5) for tests, the demo and benchmarks.
+
+The real backend is licensed and cannot run in CI, so this stands in for it: it keeps issues
+and comments, records every API call (with the ``X-Qalita-Origin`` header that tells our
+writes from a user's), and answers the way QALITA's FastAPI backend does (bare JSON arrays,
+``{"detail": ...}`` errors, 204 for an issue that is gone). Under ``/_sim/`` (no auth) a test
+plays a QALITA user: each change there publishes the matching CONTRACT §4 event, and
+``/_sim/faults`` makes the next calls fail like a struggling server or an SSO proxy would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from jira_sync.publish import publish_qalita_event
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "qalita.issue.v1"
+SIM_ORIGIN = "qalita-sim"
+STATUSES = ("open", "active", "resolved", "muted", "ignored")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+DEFAULT_AUTHOR = {"email": "ana@example.com", "name": "Ana"}
+DEFAULT_PAGE_LIMIT = 10_000  # QALITA's v2 lists return up to 10,000 rows unless asked
+
+
+@dataclass
+class QalitaSimulatorConfig:
+    token: str = "qalita-tok"
+    # When set, changes made through /_sim publish QALITA events (CONTRACT §4) there.
+    broker_url: str | None = None
+    tenant: str = "default"
+    # Also publish events for changes made through the API, as QALITA itself would, with the
+    # writer's X-Qalita-Origin as the event's origin: this is how loop prevention is tested.
+    publish_api_writes: bool = False
+
+
+class _Reject(Exception):
+    """An answer other than success, in QALITA's error shape."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def _now(timespec: str = "seconds") -> str:
+    return datetime.now(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+# Validation, in FastAPI's 422 shape: a check returns what is wrong with a value, or None.
+
+Check = Callable[[Any], str | None]
+
+
+def _string(value: Any) -> str | None:
+    return None if isinstance(value, str) else "str type expected"
+
+
+def _integer(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return None if ok else "value is not a positive integer"
+
+
+def _strings(value: Any) -> str | None:
+    ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return None if ok else "value is not a valid list of strings"
+
+
+def _object(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "value is not a valid dict"
+
+
+def _objects(value: Any) -> str | None:
+    ok = isinstance(value, list) and all(isinstance(item, dict) for item in value)
+    return None if ok else "value is not a valid list of objects"
+
+
+def _one_of(values: tuple[str, ...]) -> Check:
+    permitted = ", ".join(repr(value) for value in values)
+    return lambda value: None if value in values else \
+        f"value is not a valid enumeration member; permitted: {permitted}"
+
+
+def _optional(check: Check) -> Check:
+    return lambda value: None if value is None else check(value)
+
+
+API_UPDATABLE: dict[str, Check] = {
+    "status": _one_of(STATUSES), "title": _string, "description": _optional(_string),
+    "assignee_email": _optional(_string), "labels": _strings,
+}
+# What a QALITA user may change; other keys are stored as given, so tests can send oddities.
+USER_EDITABLE: dict[str, Check] = {
+    **API_UPDATABLE, "severity": _optional(_one_of(SEVERITIES)),
+    "dataset": _optional(_string), "rule": _optional(_string), "metric": _optional(_string),
+    "domain": _optional(_string), "url": _optional(_string), "tags": _strings,
+    "owner": _optional(_object), "evidence": _optional(_object), "links": _objects,
+}
+
+
+def _validate(body: Any, checks: Mapping[str, Check], *, extra_allowed: bool,
+              required: tuple[str, ...] = ()) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise _Reject(422, [{"loc": ["body"], "msg": "value is not a valid dict",
+                             "type": "type_error.dict"}])
+    problems = [{"loc": ["body", key], "msg": "field required", "type": "value_error.missing"}
+                for key in required if key not in body]
+    for key, value in body.items():
+        check = checks.get(key)
+        if check is None:
+            if not extra_allowed:
+                problems.append({"loc": ["body", key], "msg": "extra fields not permitted",
+                                 "type": "value_error.extra"})
+        elif (message := check(value)) is not None:
+            problems.append({"loc": ["body", key], "msg": message, "type": "value_error"})
+    if problems:
+        raise _Reject(422, problems)
+    return body
+
+
+def _json_body() -> Any:
+    return request.get_json(silent=True)
+
+
+# State.
+
+class _Store:
+    """Issues, comments, recorded calls and pending faults, behind one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.issues: dict[int, dict[str, Any]] = {}
+        self.deleted: set[int] = set()
+        self.comments: dict[int, dict[int, dict[str, Any]]] = {}
+        self.calls: list[dict[str, Any]] = []
+        self.faults: list[dict[str, Any]] = []
+        self.next_issue_id = 1
+        self.next_comment_id = 1
+
+    def live_issue(self, issue_id: int) -> dict[str, Any]:
+        if issue_id in self.deleted or issue_id not in self.issues:
+            raise _Reject(404, "Issue not found")
+        return self.issues[issue_id]
+
+    def comment(self, issue_id: int, comment_id: int) -> dict[str, Any]:
+        self.live_issue(issue_id)
+        found = self.comments.get(issue_id, {}).get(comment_id)
+        if found is None:
+            raise _Reject(404, "Comment not found")
+        return found
+
+    def put_issue(self, fields: dict[str, Any], url_root: str) -> tuple[dict[str, Any], bool]:
+        """Create or replace; returns the issue and whether it is new (or back from deletion)."""
+        issue_id = fields.get("id") or self.next_issue_id
+        self.next_issue_id = max(self.next_issue_id, issue_id + 1)
+        previous = self.issues.get(issue_id)
+        created = previous is None or issue_id in self.deleted
+        now = _now()
+        issue = {
+            "id": issue_id, "version": 1, "title": f"Issue {issue_id}", "description": "",
+            "status": "open", "severity": "medium", "dataset": None, "rule": None,
+            "metric": None, "domain": None, "tags": [], "owner": None, "evidence": None,
+            "links": [], "url": f"{url_root}issues/{issue_id}", "assignee_email": None,
+            "labels": [], "created_at": previous["created_at"] if previous else now,
+            **fields, "updated_at": now,
+        }
+        if "version" not in fields and previous is not None:
+            issue["version"] = previous["version"] + 1
+        self.issues[issue_id] = issue
+        self.deleted.discard(issue_id)
+        self.comments.setdefault(issue_id, {})
+        return issue, created
+
+    def change_issue(self, issue_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+        issue = self.live_issue(issue_id)
+        issue.update(changes)
+        issue["version"] += 1
+        issue["updated_at"] = _now()
+        return issue
+
+    def add_comment(self, issue_id: int, body: str, *, external_id: str | None,
+                    author: dict[str, Any], origin: str | None) -> dict[str, Any]:
+        self.live_issue(issue_id)
+        now = _now()
+        comment = {"id": self.next_comment_id, "issue_id": issue_id, "body": body,
+                   "external_id": external_id, "author_name": author.get("name"),
+                   "author": author, "origin": origin, "created_at": now, "updated_at": now}
+        self.next_comment_id += 1
+        self.comments[issue_id][comment["id"]] = comment
+        return comment
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [self.full_issue(issue_id) for issue_id in sorted(self.issues)]
+
+    def full_issue(self, issue_id: int) -> dict[str, Any]:
+        if issue_id not in self.issues:
+            raise _Reject(404, "Issue not found")
+        comments = sorted(self.comments.get(issue_id, {}).values(), key=lambda c: c["id"])
+        return {**self.issues[issue_id], "deleted": issue_id in self.deleted,
+                "comments": [dict(comment) for comment in comments]}
+
+    def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
+        for fault in self.faults:
+            if fault["method"] not in (None, method) or not _path_matches(fault["path"], path):
+                continue
+            fault["count"] -= 1
+            if fault["count"] <= 0:
+                self.faults.remove(fault)
+            return dict(fault)
+        return None
+
+
+def _path_matches(pattern: str | None, path: str) -> bool:
+    """Exact, or a prefix when the pattern ends with ``*``."""
+    if pattern is None:
+        return True
+    return path.startswith(pattern[:-1]) if pattern.endswith("*") else path == pattern
+
+
+FAULT_CHECKS: dict[str, Check] = {
+    "status": lambda v: None if isinstance(v, int) and 100 <= v <= 599 else
+    "value is not a valid HTTP status",
+    "count": _integer, "body": lambda v: None, "content_type": _optional(_string),
+    "retry_after": _optional(lambda v: None if isinstance(v, int | float) and v >= 0 else
+                             "value is not a non-negative number"),
+    "method": _optional(_string), "path": _optional(_string),
+    "applied": lambda v: None if isinstance(v, bool) else "value is not a valid boolean",
+}
+
+
+def _fault_response(fault: dict[str, Any]) -> Response:
+    status, body, content_type = fault["status"], fault["body"], fault["content_type"]
+    if body is None and status != 204:
+        body = {"detail": _phrase(status)}
+    if body is None:
+        response = Response(status=status)
+    elif isinstance(body, str):
+        response = Response(body, status=status,
+                            content_type=content_type or "text/plain; charset=utf-8")
+    else:
+        response = Response(json.dumps(body), status=status,
+                            content_type=content_type or "application/json")
+    if fault["retry_after"] is not None:
+        response.headers["Retry-After"] = str(fault["retry_after"])
+    return response
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+# The app.
+
+def make_app(config: QalitaSimulatorConfig) -> Flask:
+    """The WSGI app, with its own empty state."""
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    store = _Store()
+    expected_auth = f"Bearer {config.token}"
+
+    def publish(event_type: str, issue: dict[str, Any], comment: dict[str, Any] | None,
+                origin: str) -> tuple[dict[str, Any], bool]:
+        """Publish one CONTRACT §4 event when a broker is configured; returns it and whether
+        it went out."""
+        event = {
+            "schema": SCHEMA, "event_id": str(uuid.uuid4()), "event_type": event_type,
+            "occurred_at": _now(), "tenant": config.tenant, "origin": origin,
+            "issue": dict(issue),
+            "comment": None if comment is None else {
+                key: comment[key] for key in ("id", "body", "author", "created_at",
+                                              "external_id")},
+        }
+        if config.broker_url is None:
+            return event, False
+        publish_qalita_event(event, broker_url=config.broker_url)
+        return event, True
+
+    def sim_change(event_type: str, issue: dict[str, Any],
+                   comment: dict[str, Any] | None = None, status: int = 200) -> Response:
+        try:
+            event, published = publish(event_type, issue, comment, SIM_ORIGIN)
+        except Exception as exc:  # The change stands; the caller learns the event did not go.
+            log.warning("QALITA simulator could not publish %s: %s", event_type, exc)
+            response = jsonify(event=None, published=False, error=str(exc))
+            response.status_code = 502
+            return response
+        response = jsonify(event=event, published=published)
+        response.status_code = status
+        return response
+
+    def api_change(event_type: str, issue: dict[str, Any],
+                   comment: dict[str, Any] | None = None) -> None:
+        """QALITA's own event for a change made through the API, when configured."""
+        if not config.publish_api_writes:
+            return
+        origin = request.headers.get("X-Qalita-Origin") or "qalita-api"
+        try:
+            publish(event_type, issue, comment, origin)
+        except Exception as exc:  # QALITA saves the change whether or not its event goes out.
+            log.warning("QALITA simulator could not publish %s: %s", event_type, exc)
+
+    @app.errorhandler(_Reject)
+    def rejected(error: _Reject) -> Response:
+        response = jsonify(detail=error.detail)
+        response.status_code = error.status
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        response = jsonify(detail=_phrase(error.code or 500))
+        response.status_code = error.code or 500
+        return response
+
+    def is_api() -> bool:
+        return not request.path.startswith("/_sim/")
+
+    @app.before_request
+    def faults_and_auth() -> Response | None:
+        if not is_api():
+            return None
+        with store.lock:
+            g.fault = store.take_fault(request.method, request.path)
+        if g.fault is not None and not g.fault["applied"]:
+            return _fault_response(g.fault)
+        if request.headers.get("Authorization") != expected_auth:
+            raise _Reject(401, "Not authenticated")
+        return None
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        if not is_api():
+            return response
+        fault = g.get("fault")
+        if fault is not None and fault["applied"]:
+            response = _fault_response(fault)
+        entry = {
+            "method": request.method, "path": request.path, "query": request.args.to_dict(),
+            "status": response.status_code, "json": _json_body(),
+            "origin": request.headers.get("X-Qalita-Origin"),
+            "authenticated": request.headers.get("Authorization") == expected_auth,
+            "fault": fault is not None, "time": _now("milliseconds"),
+        }
+        with store.lock:
+            store.calls.append(entry)
+        return response
+
+    # CONTRACT §5.
+
+    @app.get("/api/v2/issues")
+    def list_issues() -> Response:
+        bounds = {}
+        for name, default in (("offset", 0), ("limit", DEFAULT_PAGE_LIMIT)):
+            raw = request.args.get(name, str(default))
+            if not raw.isdigit():
+                raise _Reject(422, [{"loc": ["query", name], "msg": "value is not a valid "
+                                     "non-negative integer", "type": "type_error.integer"}])
+            bounds[name] = int(raw)
+        with store.lock:
+            live = [store.issues[i] for i in sorted(store.issues) if i not in store.deleted]
+            page = live[bounds["offset"]:bounds["offset"] + bounds["limit"]]
+            return jsonify([dict(issue) for issue in page])
+
+    @app.get("/api/v2/issues/<int:issue_id>")
+    def get_issue(issue_id: int) -> Response:
+        with store.lock:
+            if issue_id in store.deleted:
+                return Response(status=204)
+            return jsonify(dict(store.live_issue(issue_id)))
+
+    @app.put("/api/v2/issues/<int:issue_id>")
+    def update_issue(issue_id: int) -> Response:
+        changes = _validate(_json_body(), API_UPDATABLE, extra_allowed=False)
+        with store.lock:
+            issue = dict(store.change_issue(issue_id, changes))
+        api_change("issue.updated", issue)
+        return jsonify(issue)
+
+    @app.post("/api/v2/issues/<int:issue_id>/comments")
+    def add_comment(issue_id: int) -> tuple[Response, int]:
+        # QALITA does not deduplicate on external_id: a repeated POST is a second comment.
+        body = _validate(_json_body(), {
+            "body": _string, "external_id": _optional(_string),
+            "author_name": _optional(_string)}, extra_allowed=True, required=("body",))
+        with store.lock:
+            comment = dict(store.add_comment(
+                issue_id, body["body"], external_id=body.get("external_id"),
+                author={"email": None, "name": body.get("author_name")},
+                origin=request.headers.get("X-Qalita-Origin")))
+            issue = dict(store.issues[issue_id])
+        api_change("issue.comment_created", issue, comment)
+        return jsonify(comment), 201
+
+    @app.put("/api/v2/issues/<int:issue_id>/comments/<int:comment_id>")
+    def edit_comment(issue_id: int, comment_id: int) -> Response:
+        body = _validate(_json_body(), {"body": _string}, extra_allowed=False,
+                         required=("body",))
+        with store.lock:
+            comment = store.comment(issue_id, comment_id)
+            comment.update(body=body["body"], updated_at=_now())
+            comment, issue = dict(comment), dict(store.issues[issue_id])
+        api_change("issue.comment_updated", issue, comment)
+        return jsonify(comment)
+
+    @app.delete("/api/v2/issues/<int:issue_id>/comments/<int:comment_id>")
+    def delete_comment(issue_id: int, comment_id: int) -> Response:
+        with store.lock:
+            comment = store.comments[issue_id].pop(store.comment(issue_id, comment_id)["id"])
+            issue = dict(store.issues[issue_id])
+        api_change("issue.comment_deleted", issue, comment)
+        return Response(status=204)
+
+    # Inspection and control.
+
+    def matching_calls() -> list[dict[str, Any]]:
+        method, path = request.args.get("method"), request.args.get("path")
+        method = method.upper() if method else None
+        with store.lock:
+            return [dict(call) for call in store.calls
+                    if method in (None, call["method"]) and _path_matches(path, call["path"])]
+
+    @app.get("/_sim/calls")
+    def calls() -> Response:
+        return jsonify(matching_calls())
+
+    @app.get("/_sim/calls/count")
+    def calls_count() -> Response:
+        return jsonify(count=len(matching_calls()))
+
+    @app.post("/_sim/reset")
+    def reset() -> Response:
+        with store.lock:
+            store.reset()
+        return jsonify(detail="reset")
+
+    @app.get("/_sim/issues")
+    def sim_issues() -> Response:
+        with store.lock:
+            return jsonify(store.snapshot())
+
+    @app.get("/_sim/issues/<int:issue_id>")
+    def sim_issue(issue_id: int) -> Response:
+        with store.lock:
+            return jsonify(store.full_issue(issue_id))
+
+    @app.post("/_sim/issues")
+    def sim_put_issue() -> Response:
+        fields = _validate(_json_body(), {**USER_EDITABLE, "id": _integer, "version": _integer},
+                           extra_allowed=True)
+        # A round-tripped /_sim/issues entry carries the simulator's own view keys.
+        fields = {k: v for k, v in fields.items() if k not in ("comments", "deleted")}
+        with store.lock:
+            issue, created = store.put_issue(fields, request.url_root)
+            issue = dict(issue)
+        if created:
+            return sim_change("issue.created", issue, status=201)
+        return sim_change("issue.updated", issue)
+
+    @app.patch("/_sim/issues/<int:issue_id>")
+    def sim_patch_issue(issue_id: int) -> Response:
+        changes = _validate(_json_body(), USER_EDITABLE, extra_allowed=True)
+        if "id" in changes or "version" in changes:
+            raise _Reject(422, [{"loc": ["body", "id" if "id" in changes else "version"],
+                                 "msg": "cannot be changed", "type": "value_error"}])
+        with store.lock:
+            issue = dict(store.change_issue(issue_id, changes))
+        return sim_change("issue.updated", issue)
+
+    @app.delete("/_sim/issues/<int:issue_id>")
+    def sim_delete_issue(issue_id: int) -> Response:
+        with store.lock:
+            issue = store.change_issue(issue_id, {})  # a newer version, so it is not stale
+            store.deleted.add(issue_id)
+            issue = dict(issue)
+        return sim_change("issue.deleted", issue)
+
+    @app.post("/_sim/issues/<int:issue_id>/comments")
+    def sim_add_comment(issue_id: int) -> Response:
+        body = _validate(_json_body(), {"body": _string, "author": _object},
+                         extra_allowed=False, required=("body",))
+        with store.lock:
+            comment = dict(store.add_comment(
+                issue_id, body["body"], external_id=None,
+                author=body.get("author") or dict(DEFAULT_AUTHOR), origin=SIM_ORIGIN))
+            issue = dict(store.issues[issue_id])
+        return sim_change("issue.comment_created", issue, comment, status=201)
+
+    @app.put("/_sim/issues/<int:issue_id>/comments/<int:comment_id>")
+    def sim_edit_comment(issue_id: int, comment_id: int) -> Response:
+        body = _validate(_json_body(), {"body": _string}, extra_allowed=False,
+                         required=("body",))
+        with store.lock:
+            comment = store.comment(issue_id, comment_id)
+            comment.update(body=body["body"], updated_at=_now())
+            comment, issue = dict(comment), dict(store.issues[issue_id])
+        return sim_change("issue.comment_updated", issue, comment)
+
+    @app.delete("/_sim/issues/<int:issue_id>/comments/<int:comment_id>")
+    def sim_delete_comment(issue_id: int, comment_id: int) -> Response:
+        with store.lock:
+            comment = store.comments[issue_id].pop(store.comment(issue_id, comment_id)["id"])
+            issue = dict(store.issues[issue_id])
+        return sim_change("issue.comment_deleted", issue, comment)
+
+    @app.post("/_sim/faults")
+    def add_fault() -> tuple[Response, int]:
+        spec = _validate(_json_body(), FAULT_CHECKS, extra_allowed=False, required=("status",))
+        fault = {"count": 1, "body": None, "content_type": None, "retry_after": None,
+                 "method": None, "path": None, "applied": False, **spec}
+        if fault["method"]:
+            fault["method"] = fault["method"].upper()
+        with store.lock:
+            store.faults.append(fault)
+            return jsonify([dict(pending) for pending in store.faults]), 201
+
+    @app.get("/_sim/faults")
+    def pending_faults() -> Response:
+        with store.lock:
+            return jsonify([dict(pending) for pending in store.faults])
+
+    return app
+
+
+# Serving.
+
+def serve(config: QalitaSimulatorConfig, host: str = "127.0.0.1", port: int = 8001) -> None:
+    """Serve until SIGTERM or SIGINT, then return."""
+    server = make_server(host, port, make_app(config), threaded=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        # shutdown() waits for serve_forever() to return, which runs on this very thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    log.info("QALITA simulator listening on http://%s:%s", host, server.server_port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class running_qalita_simulator:
+    """The simulator on a background thread for one test: ``with ... as sim: sim.base_url``."""
+
+    def __init__(self, config: QalitaSimulatorConfig | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.config = config or QalitaSimulatorConfig()
+        self._host, self._port = host, port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> running_qalita_simulator:
+        self._server = make_server(self._host, self._port, make_app(self.config), threaded=True)
+        self.base_url = f"http://{self._host}:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._server is not None and self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
