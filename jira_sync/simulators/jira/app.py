@@ -1,0 +1,163 @@
+"""The WSGI app: Jira's REST API under /rest, the inspection API under /_sim.
+
+Every /rest call goes through the same gate, in Jira's order: logged, delayed, rate limited,
+authenticated, then possibly failed on purpose (before or after the change is applied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from jira_sync.simulators.jira import api_issues, api_meta, api_search, sim_api
+from jira_sync.simulators.jira.config import SimulatorConfig
+from jira_sync.simulators.jira.errors import JiraError
+from jira_sync.simulators.jira.faults import Fault, RateDecision, format_rate, reset_time
+from jira_sync.simulators.jira.simulator import Simulator, logged_body
+
+log = logging.getLogger(__name__)
+
+NOT_AUTHENTICATED = ("You are not authenticated. Authentication required to perform this "
+                     "operation.")
+
+
+def make_app(config: SimulatorConfig) -> Flask:
+    """A Flask (WSGI) app simulating one Jira site; ``simulator_of(app)`` reaches its state."""
+    sim = Simulator(config)
+    app = Flask("jira_simulator")
+    app.json.sort_keys = False  # keep Jira's field order
+    app.extensions["jira_simulator"] = sim
+    rest = _rest_blueprint(sim)
+    if sim.cloud:
+        app.register_blueprint(rest, url_prefix="/rest/api/3")
+        # Cloud still answers the removed v2 search, with the same 410 as v3's.
+        app.add_url_rule("/rest/api/2/search", "gone_v2_search", api_search.gone,
+                         methods=["GET", "POST"])
+    else:
+        app.register_blueprint(rest, url_prefix="/rest/api/2")
+        app.register_blueprint(rest, url_prefix="/rest/api/latest", name="rest_latest")
+    app.register_blueprint(sim_api.blueprint(sim))
+    _install_gate(app, sim)
+    _install_error_handlers(app)
+    return app
+
+
+def simulator_of(app: Flask) -> Simulator:
+    return app.extensions["jira_simulator"]
+
+
+def _rest_blueprint(sim: Simulator) -> Blueprint:
+    """The REST API of this deployment only: Cloud serves v3, Server v2 (and its alias)."""
+    bp = Blueprint("rest", __name__)
+    api_meta.register(bp, sim)
+    api_issues.register(bp, sim)
+    api_search.register(bp, sim)
+    return bp
+
+
+def _install_gate(app: Flask, sim: Simulator) -> None:
+    @app.before_request
+    def _gate() -> Response | None:
+        if not request.path.startswith("/rest/"):
+            return None
+        g.call = sim.calls.start(request.method, request.path, request.args.to_dict(flat=False),
+                                 logged_body())
+        if sim.config.latency_ms:
+            time.sleep(sim.config.latency_ms / 1000)
+        if sim.config.rate_limit is not None:
+            g.rate = sim.limiter.take(sim.config.rate_limit)
+            if not g.rate.allowed:
+                return _json({"errorMessages": ["Rate limit exceeded."], "errors": {}}, 429)
+        g.user = sim.authenticate()
+        if g.user is None:
+            response = _json({"errorMessages": [NOT_AUTHENTICATED], "errors": {}}, 401)
+            response.headers["WWW-Authenticate"] = 'Basic realm="protected-area"'
+            if "Authorization" in request.headers:
+                response.headers["X-Seraph-LoginReason"] = "AUTHENTICATED_FAILED"
+            return response
+        g.call["actor"] = g.user.name
+        g.fault = sim.faults.draw(sim.config.fail_rate)
+        if g.fault is not None and not g.fault.after:
+            return Response(status=500)  # replaced below, before anything is changed
+        return None
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        call = g.get("call")
+        if call is None:
+            return response
+        fault: Fault | None = g.get("fault")
+        if fault is not None:
+            call["fault"] = "after" if fault.after else "before"
+            response = _fault_response(fault)
+        rate: RateDecision | None = g.get("rate")
+        if rate is not None:
+            _rate_headers(response, rate)
+        call["status"] = None if fault is not None and fault.kind == "drop" else \
+            response.status_code
+        call["dropped"] = fault is not None and fault.kind == "drop"
+        return response
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(JiraError)
+    def _jira_error(error: JiraError) -> Response:
+        return _json(error.body(), error.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        return _json({"errorMessages": [error.description or error.name], "errors": {}},
+                     error.code or 500)
+
+    @app.errorhandler(Exception)
+    def _crash(error: Exception) -> Response:
+        log.exception("jira simulator: unexpected error on %s %s", request.method, request.path)
+        return _json({"errorMessages": [f"Internal server error: {error}"], "errors": {}}, 500)
+
+
+def _json(body: dict, status: int) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _rate_headers(response: Response, rate: RateDecision) -> None:
+    limit = format_rate(rate.limit)
+    response.headers["X-RateLimit-Limit"] = limit
+    response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
+    response.headers["X-RateLimit-FillRate"] = limit
+    response.headers["X-RateLimit-Interval-Seconds"] = "1"
+    if not rate.allowed:
+        response.headers["Retry-After"] = str(rate.retry_after)
+        response.headers["RateLimit-Reason"] = "jira-burst-based"
+        response.headers["X-RateLimit-Reset"] = reset_time(rate.retry_after)
+
+
+def _fault_response(fault: Fault) -> Response:
+    if fault.kind == "drop":
+        return _drop_connection()
+    if fault.kind == 502:
+        return Response("<html><head><title>502 Bad Gateway</title></head><body><h1>Bad "
+                        "Gateway</h1></body></html>", status=502, mimetype="text/html")
+    if fault.kind == 503:
+        response = _json({"message": "Service Unavailable", "status-code": 503}, 503)
+        response.headers["Retry-After"] = "1"
+        return response
+    return _json({"errorMessages": ["Internal server error"], "errors": {}}, 500)
+
+
+def _drop_connection() -> Response:
+    """Close the socket without a response; the server's write then fails and is ignored."""
+    connection = request.environ.get("werkzeug.socket")
+    if connection is None:  # not behind werkzeug's server (e.g. a test client): nearest thing
+        return Response(status=502)
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_RDWR)
+    response = Response(status=500)
+    response.headers["Connection"] = "close"
+    return response

@@ -1,0 +1,45 @@
+"""The log of every REST call, in arrival order, for tests to assert on."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from typing import Any
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    """Exact match, or a glob when the pattern has ``*``, ``?`` or ``[`` (``*`` spans ``/``)."""
+    if any(char in pattern for char in "*?["):
+        return fnmatchcase(path, pattern)
+    return path == pattern
+
+
+class CallLog:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[dict] = []
+        self._sequence = itertools.count(1)
+
+    def start(self, method: str, path: str, query: dict[str, Any], body: Any) -> dict:
+        record = {"seq": 0, "method": method, "path": path, "query": query, "body": body,
+                  "actor": None, "status": None, "fault": None, "dropped": False,
+                  "time": datetime.now(UTC).isoformat()}
+        with self._lock:
+            record["seq"] = next(self._sequence)
+            self._records.append(record)
+        return record
+
+    def select(self, method: str | None = None, path: str | None = None,
+               status: int | None = None) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._records
+                    if (method is None or r["method"] == method.upper())
+                    and (path is None or path_matches(path, r["path"]))
+                    and (status is None or r["status"] == status)]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._records.clear()
+            self._sequence = itertools.count(1)

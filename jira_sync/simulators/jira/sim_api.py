@@ -1,0 +1,99 @@
+"""``/_sim/...``: the inspection and control API (no auth), for tests, the demo and benchmarks.
+
+Path filters on calls are exact unless they contain a glob character: ``*`` matches anything,
+``/`` included (``/rest/api/3/issue/*/comment`` or ``/rest/api/3/issue*``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from flask import Blueprint, jsonify, request
+
+from jira_sync.simulators.jira.config import RUNTIME_SETTINGS
+from jira_sync.simulators.jira.errors import JiraError, bad_request
+from jira_sync.simulators.jira.simulator import Simulator, json_body
+
+
+def blueprint(sim: Simulator) -> Blueprint:
+    bp = Blueprint("sim", __name__, url_prefix="/_sim")
+
+    def call_filters() -> dict:
+        return {"method": request.args.get("method"), "path": request.args.get("path"),
+                "status": request.args.get("status", type=int)}
+
+    @bp.get("/issues")
+    def issues():
+        return jsonify(sim.store.inspect())
+
+    @bp.get("/issues/<id_or_key>")
+    def issue(id_or_key: str):
+        for found in sim.store.inspect():
+            if id_or_key in (found["id"], found["key"]):
+                return jsonify(found)
+        raise JiraError(404, [f"No issue '{id_or_key}' was ever created."])
+
+    @bp.get("/calls")
+    def calls():
+        return jsonify(sim.calls.select(**call_filters()))
+
+    @bp.get("/calls/count")
+    def calls_count():
+        return jsonify({"count": len(sim.calls.select(**call_filters()))})
+
+    @bp.post("/reset")
+    def reset():
+        sim.reset()
+        return jsonify({"reset": True})
+
+    @bp.get("/config")
+    def get_config():
+        return jsonify(_config(sim))
+
+    @bp.post("/config")
+    def set_config():
+        changes = json_body()
+        if not isinstance(changes, dict):
+            raise bad_request(None, "Send a JSON object of settings.")
+        unknown = sorted(set(changes) - set(RUNTIME_SETTINGS))
+        if unknown:
+            raise bad_request(None, f"Not changeable at run time: {', '.join(unknown)}. "
+                              f"Changeable: {', '.join(RUNTIME_SETTINGS)}.")
+        if "webhook_events" in changes:
+            changes["webhook_events"] = tuple(changes["webhook_events"] or ())
+        try:
+            dataclasses.replace(sim.config, **changes)  # validates the combination
+        except (TypeError, ValueError) as exc:
+            raise bad_request(None, str(exc)) from None
+        for name, value in changes.items():
+            setattr(sim.config, name, value)
+        return jsonify(_config(sim))
+
+    @bp.get("/webhooks")
+    def webhooks():
+        idle = True
+        if request.args.get("wait", "0") not in ("0", "false", ""):
+            idle = sim.dispatcher.wait_idle(request.args.get("timeout", 10.0, type=float))
+        with_payload = request.args.get("payload", "0") not in ("0", "false", "")
+        pending = sim.dispatcher.pending()
+        return jsonify({"pending": pending, "idle": idle and pending == 0,
+                        "deliveries": sim.dispatcher.deliveries(with_payload=with_payload)})
+
+    @bp.post("/webhooks/flush")
+    def flush():
+        idle = sim.dispatcher.wait_idle(request.args.get("timeout", 10.0, type=float))
+        return jsonify({"pending": sim.dispatcher.pending(), "idle": idle})
+
+    return bp
+
+
+def _config(sim: Simulator) -> dict:
+    config = sim.config
+    return {
+        "deployment": config.deployment, "api_version": config.api_version,
+        "credentials": list(config.credentials), "pat": config.pat,
+        "seed": config.seed, "projects": [p.key for p in config.projects],
+        "users": [u.email for u in sim.catalog.users],
+        **{name: getattr(config, name) for name in RUNTIME_SETTINGS},
+        "webhook_events": list(config.webhook_events),
+    }

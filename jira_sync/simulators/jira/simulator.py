@@ -1,0 +1,93 @@
+"""One simulated Jira site: its configuration, content, call log, limiter and webhook sender."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import replace
+from typing import Any
+
+from flask import g, request
+
+from jira_sync.simulators.jira.calls import CallLog
+from jira_sync.simulators.jira.catalog import Catalog
+from jira_sync.simulators.jira.config import SimulatorConfig, UserDef
+from jira_sync.simulators.jira.errors import JiraError
+from jira_sync.simulators.jira.faults import FaultInjector, RateLimiter
+from jira_sync.simulators.jira.render import Renderer
+from jira_sync.simulators.jira.store import Actor, IssueStore
+from jira_sync.simulators.jira.webhooks import WebhookDispatcher
+
+
+class Simulator:
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = replace(config)  # our own copy: /_sim/config changes it at run time
+        self.catalog = Catalog(self.config)
+        self.dispatcher = WebhookDispatcher(self.config)
+        self.store = IssueStore(self.config, self.catalog, self.dispatcher)
+        self.calls = CallLog()
+        self.limiter = RateLimiter()
+        self.faults = FaultInjector(self.config.seed)
+
+    @property
+    def cloud(self) -> bool:
+        return self.config.deployment == "cloud"
+
+    def reset(self) -> None:
+        """Forget issues, calls, deliveries and counters; keep the configuration."""
+        self.store.reset()
+        self.calls.reset()
+        self.dispatcher.reset()
+        self.limiter.reset()
+        self.faults.reset()
+
+    def close(self) -> None:
+        self.dispatcher.close()
+
+    # -- per-request helpers (Flask request context) -----------------------------------------
+
+    def authenticate(self) -> UserDef | None:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                login, _, secret = base64.b64decode(value.strip()).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            return self.catalog.user_by_login(login, secret, self.config.deployment)
+        if scheme.lower() == "bearer" and not self.cloud:
+            return self.catalog.user_by_pat(value.strip())
+        return None
+
+    def renderer(self) -> Renderer:
+        return Renderer(request.host_url, self.config.api_version, self.catalog,
+                        self.config.deployment)
+
+    def actor(self) -> Actor:
+        return Actor(g.user, request.host_url)
+
+
+def json_body(*, required: bool = True) -> Any:
+    """The request's JSON, refused the way Jira's JSON layer refuses it."""
+    data = request.get_data(cache=True)
+    if not data.strip():
+        if required:
+            raise JiraError(400, ["No content to map due to end-of-input"])
+        return None
+    if request.mimetype != "application/json":
+        raise JiraError(415, ["Unsupported Media Type: send the body as application/json."])
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise JiraError(400, [f"Unexpected character in the JSON body: {exc}"]) from None
+
+
+def logged_body() -> Any:
+    """The body as the call log shows it: parsed JSON when possible, else text."""
+    data = request.get_data(cache=True)
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", "replace")[:10000]
