@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from jira_sync.cli import db, demo, processes
+from jira_sync.cli import db, demo, integration, processes, simulate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,3 +21,5 @@ main.add_command(processes.web)
 main.add_command(processes.worker)
 main.add_command(processes.beat)
 main.add_command(demo.demo)
+main.add_command(simulate.simulate)
+main.add_command(integration.integration)

@@ -174,14 +174,15 @@ class JiraClient:
                                 "fields", what=f"read create fields of {project_key}"))
 
     def _pages(self, path: str, key: str, *, what: str) -> Iterator[dict[str, Any]]:
+        """Create-metadata pages: Cloud names the list ``key``, Data Center ``values``."""
         start = 0
         while True:
             page = self._request("GET", path, what=what, idempotent=True,
                                  params={"startAt": start, "maxResults": 200}).json()
-            items = page.get(key) or []
+            items = page.get(key if self.is_cloud else "values") or []
             yield from items
             start += len(items)
-            if not items or start >= page.get("total", start):
+            if not items or page.get("isLast") or start >= page.get("total", start):
                 return
 
     # -- issues -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import redis
 from sqlalchemy import case, update
@@ -139,3 +140,12 @@ class DatabaseRateLimiter:
         with self._database.unit_of_work() as session:
             session.execute(update(RateLimitState).where(RateLimitState.site == site)
                             .values(rate_per_second=per_second * SAFETY))
+
+
+def limiter_for(broker_url: str, database: Database) -> RateLimiter:
+    """Redis when the broker is Redis (one clock, no database writes per call), else the
+    database (the demo's embedded broker)."""
+    if urlsplit(broker_url).scheme in ("redis", "rediss"):
+        return RedisRateLimiter(redis.Redis.from_url(broker_url, socket_timeout=5,
+                                                     socket_connect_timeout=5))
+    return DatabaseRateLimiter(database)
