@@ -74,6 +74,7 @@ class Settings:
     heartbeat_seconds: float
     beat_lock_seconds: float
     retention_days: int
+    tenant: str
     jira: JiraBootstrap | None
 
     def require_secret_keys(self) -> tuple[str, ...]:
@@ -190,15 +191,19 @@ def _mapping_file(env: Mapping[str, str]) -> Path | None:
     return path
 
 
-def _jira(env: Mapping[str, str]) -> JiraBootstrap | None:
-    base_url = _http_url(env, "JIRA_BASE_URL")
-    if base_url is None:
-        return None
+def _tenant(env: Mapping[str, str]) -> str:
     tenant = _get(env, "JIRA_SYNC_TENANT") or "default"
     if not TENANT_RE.match(tenant):
         raise SettingsError(
             f"JIRA_SYNC_TENANT: expected a slug (letters, digits, '-', '_'), got {tenant!r}"
         )
+    return tenant
+
+
+def _jira(env: Mapping[str, str], tenant: str) -> JiraBootstrap | None:
+    base_url = _http_url(env, "JIRA_BASE_URL")
+    if base_url is None:
+        return None
     email = _get(env, "JIRA_EMAIL")
     default_auth = "pat" if _get(env, "JIRA_PAT") and not email else "basic"
     auth = _choice(env, "JIRA_AUTH", AUTH_METHODS, default_auth)
@@ -242,6 +247,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"JIRA_SYNC_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR, "
                             f"got {log_level!r}")
+    tenant = _tenant(env)
     return Settings(
         database_url=_database_url(env),
         broker_url=_broker_url(env),
@@ -260,7 +266,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         heartbeat_seconds=_float(env, "JIRA_SYNC_HEARTBEAT_SECONDS", 60.0, 0.5, 86400.0),
         beat_lock_seconds=_float(env, "JIRA_SYNC_BEAT_LOCK_SECONDS", 30.0, 1.0, 3600.0),
         retention_days=_int(env, "JIRA_SYNC_RETENTION_DAYS", 30, 1, 3650),
-        jira=_jira(env),
+        tenant=tenant,
+        jira=_jira(env, tenant),
     )
 
 

@@ -24,7 +24,7 @@ def test_connection(tenant: str | None) -> None:
 
     settings = load_settings(needs_secret_key=True)
     preflight(settings)
-    tenant = tenant or (settings.jira.tenant if settings.jira else "default")
+    tenant = tenant or settings.tenant
     database = Database(settings.database_url)
     try:
         with database.unit_of_work() as session:
