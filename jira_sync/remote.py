@@ -79,11 +79,18 @@ def retry_after_seconds(response: requests.Response) -> float | None:
         return None  # An HTTP date: rare enough to fall back to our own backoff.
 
 
-def classify(response: requests.Response, reason: str) -> RemoteError | None:
+def classify(response: requests.Response, reason_of: Callable[[requests.Response], str],
+             what: str) -> RemoteError | None:
     """The error a response stands for, or None when it succeeded."""
     status = response.status_code
-    if status < 400:
+    if status < 300:
         return None
+    if status < 400:
+        # Redirects are never followed: a write that lands on a login page is lost.
+        return PermanentError(f"{what}: HTTP {status}, redirected to "
+                              f"{response.headers.get('Location', 'nowhere')}: check the base URL",
+                              status=status)
+    reason = f"{what}: {reason_of(response)}"
     body = _body(response)
     if status == 429:
         return RateLimited(reason, status=status, body=body,
@@ -108,8 +115,18 @@ def _body(response: requests.Response) -> Any:
         return response.text[:2000]
 
 
-def connection_error(exc: requests.RequestException, what: str) -> TransientError:
+# Requests that cannot be sent as configured: retrying the same request is pointless.
+_UNSENDABLE = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+               requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader,
+               requests.exceptions.URLRequired)
+
+
+def connection_error(exc: requests.RequestException, what: str) -> RemoteError:
     """A request that got no response: may it have reached the server?"""
+    if isinstance(exc, _UNSENDABLE):
+        # The message may quote a header value (a token): name the kind only.
+        return PermanentError(f"{what}: the request cannot be sent ({type(exc).__name__}); "
+                              "check the base URL and credentials")
     never_sent = isinstance(exc, requests.ConnectTimeout) or _refused(exc)
     kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
     return TransientError(f"{what}: {kind} ({type(exc).__name__})",
@@ -159,11 +176,14 @@ def call(send: Callable[[], requests.Response], *, what: str, idempotent: bool,
         try:
             response = send()
         except requests.RequestException as exc:
-            raise connection_error(exc, what) from None
-        error = classify(response, f"{what}: {reason_of(response)}")
-        if error is not None:
-            raise error
-        return response
+            failure = connection_error(exc, what)
+        else:
+            failure = classify(response, reason_of, what)
+            if failure is None:
+                return response
+        # Raised outside the handler: the original exception (which may quote a header
+        # value) is not chained as context.
+        raise failure
 
     def give_up(error: Exception) -> bool:
         if not isinstance(error, TransientError):

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 
 class InvalidWebhook(ValueError):
@@ -117,8 +125,10 @@ class _IssueFields(_Lenient):
 
 
 class IssueSchema(_Lenient):
-    id = fields.String(required=True)
-    key = fields.String(allow_none=True)
+    # Ids end up in REST paths: only Jira's shapes get through.
+    id = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{1,18}$"))
+    key = fields.String(allow_none=True,
+                        validate=validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]{0,254}-[0-9]{1,18}$"))
     fields = fields.Nested(_IssueFields, load_default=dict)
 
     @post_load
@@ -165,7 +175,7 @@ class _Changelog(_Lenient):
 
 
 class CommentSchema(_Lenient):
-    id = fields.String(required=True)
+    id = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{1,18}$"))
     body = fields.Raw(allow_none=True)
     author = fields.Nested(UserSchema, allow_none=True)
     updateAuthor = fields.Nested(UserSchema, allow_none=True)
@@ -185,16 +195,19 @@ class CommentSchema(_Lenient):
 class WebhookSchema(_Lenient):
     webhookEvent = fields.String(allow_none=True)
     issue_event_type_name = fields.String(allow_none=True)
-    timestamp = fields.Integer(allow_none=True, strict=False)
+    # Epoch milliseconds; the range keeps datetime conversion from overflowing.
+    timestamp = fields.Integer(allow_none=True, strict=False,
+                               validate=validate.Range(min=0, max=253_402_300_799_000))
     user = fields.Nested(UserSchema, allow_none=True)
     issue = fields.Nested(IssueSchema, allow_none=True)
     changelog = fields.Nested(_Changelog, allow_none=True)
     comment = fields.Nested(CommentSchema, allow_none=True)
 
     @validates_schema
-    def names_its_subject(self, data: dict[str, Any], **_: Any) -> None:
-        if not data.get("issue") and not data.get("comment"):
-            raise ValidationError("a webhook must carry an issue or a comment", "issue")
+    def names_its_issue(self, data: dict[str, Any], **_: Any) -> None:
+        # Every issue and comment event Jira sends carries the issue (see the samples).
+        if not data.get("issue"):
+            raise ValidationError("a webhook must carry the issue it is about", "issue")
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> JiraWebhook:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import redis
 import requests
@@ -59,6 +60,11 @@ class BulkResult:
     failed: dict[int, str] = field(default_factory=dict)
 
 
+def _seg(value: str) -> str:
+    """One path segment: an id or key from elsewhere must not reshape the request path."""
+    return quote(str(value), safe="")
+
+
 def jira_reason(response: requests.Response) -> str:
     """Jira's ``errorMessages`` and per-field ``errors`` as one readable line."""
     status = f"HTTP {response.status_code}"
@@ -86,11 +92,16 @@ def _error_text(body: Any) -> str:
 
 class JiraClient:
     def __init__(self, site: JiraSite, auth: Auth, *, limiter: RateLimiter | None = None,
-                 policy: RetryPolicy = DEFAULT_POLICY,
+                 rate_limit: float | None = None, policy: RetryPolicy = DEFAULT_POLICY,
                  session: requests.Session | None = None) -> None:
+        """``rate_limit`` is the site's pace in calls per second until Jira says otherwise
+        (a 429 halves it, Data Center's token-bucket headers replace it); it needs a
+        ``limiter`` shared with the other processes."""
         self.site, self._auth, self._limiter, self.policy = site, auth, limiter, policy
+        self._rate_limit = rate_limit
         self._session = session or requests.Session()
         self._known_rate: float | None = None
+        self._rate_told_at = 0.0
 
     def __repr__(self) -> str:
         return f"JiraClient({self.site.base_url!r}, {self.site.deployment})"
@@ -102,8 +113,22 @@ class JiraClient:
     # -- plumbing ---------------------------------------------------------------------
 
     def _request(self, method: str, path: str, *, what: str, idempotent: bool,
-                 json: Any = None, params: Mapping[str, Any] | None = None,
-                 ) -> requests.Response:
+                 json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        """Send one call; returns its JSON body (None when empty)."""
+        response = self._response(method, path, what=what, idempotent=idempotent, json=json,
+                                  params=params)
+        if not response.content.strip():
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+            raise PermanentError(f"{what}: HTTP {response.status_code} with a non-JSON body "
+                                 f"({kind}): is the base URL Jira's?",
+                                 status=response.status_code) from None
+
+    def _response(self, method: str, path: str, *, what: str, idempotent: bool,
+                  json: Any, params: Mapping[str, Any] | None) -> requests.Response:
         url = f"{self.site.base_url}{self.site.api}{path}"
 
         def send() -> requests.Response:
@@ -128,7 +153,8 @@ class JiraClient:
         if self._limiter is None:
             return
         try:
-            wait = self._limiter.reserve(self.site.base_url)
+            wait = self._limiter.reserve(self.site.base_url, self._rate_limit,
+                                         self.policy.max_inline_wait_seconds)
         except (redis.RedisError, SQLAlchemyError) as exc:
             raise TransientError(f"{what}: rate limiter unavailable ({type(exc).__name__})") \
                 from None
@@ -143,42 +169,46 @@ class JiraClient:
             return
         try:
             if response.status_code == 429:
-                self._limiter.pause(self.site.base_url, retry_after_seconds(response) or 1.0)
+                # A per-issue limit concerns one issue: the rest of the site goes on.
+                per_issue = response.headers.get("RateLimit-Reason") == "jira-per-issue-on-write"
+                self._limiter.throttled(self.site.base_url, self._rate_limit,
+                                        retry_after_seconds(response), pause_site=not per_issue)
             rate = learned_rate(response.headers)
-            if rate and rate != self._known_rate:
+            # Told again now and then, so the shared rate does not expire while in use.
+            if rate and (rate != self._known_rate or time.monotonic() - self._rate_told_at > 60):
                 self._limiter.set_rate(self.site.base_url, rate)
-                self._known_rate = rate
+                self._known_rate, self._rate_told_at = rate, time.monotonic()
         except (redis.RedisError, SQLAlchemyError):
             pass  # Learning is best effort; the next response teaches the same.
 
     # -- account and project ----------------------------------------------------------
 
     def myself(self) -> dict[str, Any]:
-        return self._request("GET", "/myself", what="read the account", idempotent=True).json()
+        return self._request("GET", "/myself", what="read the account", idempotent=True)
 
     def projects(self) -> list[dict[str, Any]]:
-        return self._request("GET", "/project", what="list projects", idempotent=True).json()
+        return self._request("GET", "/project", what="list projects", idempotent=True)
 
     def project(self, key: str) -> dict[str, Any]:
-        return self._request("GET", f"/project/{key}", what=f"read project {key}",
-                             idempotent=True).json()
+        return self._request("GET", f"/project/{_seg(key)}", what=f"read project {key}",
+                             idempotent=True)
 
     def create_issue_types(self, project_key: str) -> list[dict[str, Any]]:
         """The issue types this account may create in the project (create metadata)."""
-        return list(self._pages(f"/issue/createmeta/{project_key}/issuetypes", "issueTypes",
+        return list(self._pages(f"/issue/createmeta/{_seg(project_key)}/issuetypes", "issueTypes",
                                 what=f"read create metadata of {project_key}"))
 
     def create_fields(self, project_key: str, issue_type_id: str) -> list[dict[str, Any]]:
         """The fields of the create screen, with ``required`` and ``allowedValues``."""
-        return list(self._pages(f"/issue/createmeta/{project_key}/issuetypes/{issue_type_id}",
-                                "fields", what=f"read create fields of {project_key}"))
+        path = f"/issue/createmeta/{_seg(project_key)}/issuetypes/{_seg(issue_type_id)}"
+        return list(self._pages(path, "fields", what=f"read create fields of {project_key}"))
 
     def _pages(self, path: str, key: str, *, what: str) -> Iterator[dict[str, Any]]:
         """Create-metadata pages: Cloud names the list ``key``, Data Center ``values``."""
         start = 0
         while True:
             page = self._request("GET", path, what=what, idempotent=True,
-                                 params={"startAt": start, "maxResults": 200}).json()
+                                 params={"startAt": start, "maxResults": 200})
             items = page.get(key if self.is_cloud else "values") or []
             yield from items
             start += len(items)
@@ -193,7 +223,7 @@ class JiraClient:
         if properties:
             body["properties"] = properties
         return self._request("POST", "/issue", what="create an issue", idempotent=False,
-                             json=body).json()
+                             json=body)
 
     def bulk_create(self, issues: list[dict[str, Any]]) -> BulkResult:
         """Create up to 50 issues in one call; results by input position.
@@ -205,7 +235,7 @@ class JiraClient:
         what = f"bulk create {len(issues)} issues"
         try:
             body = self._request("POST", "/issue/bulk", what=what, idempotent=False,
-                                 json={"issueUpdates": issues}).json()
+                                 json={"issueUpdates": issues})
         except PermanentError as exc:
             # A 400 whose body lists every item's error is a result, not a failure.
             if exc.status != 400 or not isinstance(exc.body, dict) or not exc.body.get("errors"):
@@ -222,8 +252,8 @@ class JiraClient:
         return result
 
     def get_issue(self, issue: str, fields: tuple[str, ...] = ISSUE_FIELDS) -> dict[str, Any]:
-        return self._request("GET", f"/issue/{issue}", what=f"read issue {issue}",
-                             idempotent=True, params={"fields": ",".join(fields)}).json()
+        return self._request("GET", f"/issue/{_seg(issue)}", what=f"read issue {issue}",
+                             idempotent=True, params={"fields": ",".join(fields)})
 
     def edit_issue(self, issue: str, *, fields: dict[str, Any] | None = None,
                    update: dict[str, list[dict[str, Any]]] | None = None) -> None:
@@ -237,26 +267,26 @@ class JiraClient:
             body["fields"] = fields
         if update:
             body["update"] = update
-        self._request("PUT", f"/issue/{issue}", what=f"edit issue {issue}", idempotent=True,
+        self._request("PUT", f"/issue/{_seg(issue)}", what=f"edit issue {issue}", idempotent=True,
                       json=body)
 
     def delete_issue(self, issue: str) -> None:
         with contextlib.suppress(NotFound):  # Deleting is idempotent: already gone is done.
-            self._request("DELETE", f"/issue/{issue}", what=f"delete issue {issue}",
+            self._request("DELETE", f"/issue/{_seg(issue)}", what=f"delete issue {issue}",
                           idempotent=True)
 
     def transitions(self, issue: str) -> list[dict[str, Any]]:
         """Transitions available from the current status, with their screens' fields."""
-        return self._request("GET", f"/issue/{issue}/transitions",
+        return self._request("GET", f"/issue/{_seg(issue)}/transitions",
                              what=f"list transitions of {issue}", idempotent=True,
-                             params={"expand": "transitions.fields"}).json()["transitions"]
+                             params={"expand": "transitions.fields"})["transitions"]
 
     def transition(self, issue: str, transition_id: str,
                    fields: dict[str, Any] | None = None) -> None:
         body: dict[str, Any] = {"transition": {"id": transition_id}}
         if fields:
             body["fields"] = fields
-        self._request("POST", f"/issue/{issue}/transitions",
+        self._request("POST", f"/issue/{_seg(issue)}/transitions",
                       what=f"transition {issue} by {transition_id}", idempotent=False, json=body)
 
     # -- comments ---------------------------------------------------------------------
@@ -264,9 +294,9 @@ class JiraClient:
     def comments(self, issue: str) -> Iterator[dict[str, Any]]:
         start = 0
         while True:
-            page = self._request("GET", f"/issue/{issue}/comment",
+            page = self._request("GET", f"/issue/{_seg(issue)}/comment",
                                  what=f"list comments of {issue}", idempotent=True,
-                                 params={"startAt": start, "maxResults": 100}).json()
+                                 params={"startAt": start, "maxResults": 100})
             items = page.get("comments") or []
             yield from items
             start += len(items)
@@ -274,17 +304,17 @@ class JiraClient:
                 return
 
     def add_comment(self, issue: str, body: Any) -> dict[str, Any]:
-        return self._request("POST", f"/issue/{issue}/comment", what=f"comment on {issue}",
-                             idempotent=False, json={"body": body}).json()
+        return self._request("POST", f"/issue/{_seg(issue)}/comment", what=f"comment on {issue}",
+                             idempotent=False, json={"body": body})
 
     def edit_comment(self, issue: str, comment_id: str, body: Any) -> dict[str, Any]:
-        return self._request("PUT", f"/issue/{issue}/comment/{comment_id}",
+        return self._request("PUT", f"/issue/{_seg(issue)}/comment/{_seg(comment_id)}",
                              what=f"edit comment {comment_id} of {issue}", idempotent=True,
-                             json={"body": body}).json()
+                             json={"body": body})
 
     def delete_comment(self, issue: str, comment_id: str) -> None:
         with contextlib.suppress(NotFound):
-            self._request("DELETE", f"/issue/{issue}/comment/{comment_id}",
+            self._request("DELETE", f"/issue/{_seg(issue)}/comment/{_seg(comment_id)}",
                           what=f"delete comment {comment_id} of {issue}", idempotent=True)
 
     # -- users and search -------------------------------------------------------------
@@ -293,7 +323,7 @@ class JiraClient:
         """Users matching ``query`` (Cloud: prefix of name or e-mail; Server: username too)."""
         params = {"query": query} if self.is_cloud else {"username": query}
         return self._request("GET", "/user/search", what="search users", idempotent=True,
-                             params=params).json()
+                             params=params)
 
     def find_user(self, email: str) -> dict[str, Any] | None:
         """The one user whose e-mail is exactly ``email``; None rather than a guess."""
@@ -322,7 +352,7 @@ class JiraClient:
                 if token:
                     body["nextPageToken"] = token
                 page = self._request("POST", "/search/jql", what=what, idempotent=True,
-                                     json=body).json()
+                                     json=body)
                 yield from page.get("issues") or []
                 token = page.get("nextPageToken")
                 if page.get("isLast", True) or not token:
@@ -331,7 +361,7 @@ class JiraClient:
         while True:
             page = self._request("POST", "/search", what=what, idempotent=True, json={
                 "jql": jql, "startAt": start, "maxResults": page_size, "fields": list(fields),
-            }).json()
+            })
             issues = page.get("issues") or []
             yield from issues
             start += len(issues)

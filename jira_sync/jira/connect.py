@@ -8,7 +8,7 @@ from jira_sync.crypto import SecretBox
 from jira_sync.jira.auth import Auth, BasicAuth, BearerAuth
 from jira_sync.jira.client import JiraClient, JiraSite
 from jira_sync.jira.limiter import RateLimiter
-from jira_sync.remote import AuthError, NotFound, PermanentError, RemoteError
+from jira_sync.remote import AuthError, NotFound, RemoteError
 from jira_sync.store.models import Integration
 
 # Filled by the sync itself; a create screen requiring one of these needs no default.
@@ -59,21 +59,23 @@ def check(client: JiraClient, project_key: str | None, issue_type: str | None) -
     try:
         client.project(project_key)
         types = client.create_issue_types(project_key)
+        names = sorted(t["name"] for t in types)
+        chosen = next((t for t in types if t["name"] == issue_type), None)
+        if chosen is None:
+            report.problems.append(f"issue type {issue_type!r} cannot be created in "
+                                   f"{project_key}; available: {', '.join(names) or 'none'}")
+            return report
+        fields = client.create_fields(project_key, chosen["id"])
     except NotFound:
         report.problems.append(f"project {project_key} does not exist or is not visible "
                                "to this account")
         return report
-    except PermanentError as exc:
+    except RemoteError as exc:
         report.problems.append(f"project {project_key}: {exc.reason}")
         return report
-    names = sorted(t["name"] for t in types)
-    chosen = next((t for t in types if t["name"] == issue_type), None)
-    if chosen is None:
-        report.problems.append(f"issue type {issue_type!r} cannot be created in {project_key}; "
-                               f"available: {', '.join(names) or 'none'}")
-        return report
-    required = [f for f in client.create_fields(project_key, chosen["id"])
-                if f.get("required") and f.get("fieldId") not in FIELDS_THE_SYNC_SETS]
+    # Jira fills a required field that has a default value itself.
+    required = [f for f in fields if f.get("required") and not f.get("hasDefaultValue")
+                and f.get("fieldId") not in FIELDS_THE_SYNC_SETS]
     for extra in required:
         report.problems.append(f"the create screen of {project_key} {issue_type} requires "
                                f"{extra.get('name')} ({extra.get('fieldId')}), which jira-sync "

@@ -26,6 +26,11 @@ def keys_in(keys: Iterable[str]) -> str:
 
 
 def updated_since(project_key: str, since: datetime) -> str:
-    """Issues of a project updated since ``since`` (minute precision, as JQL has)."""
+    """Issues of a project updated since ``since`` (minute precision, as JQL has).
+
+    Jira reads the time in the searching account's profile time zone: give ``since`` in
+    that zone. The key breaks ties so paging is stable.
+    """
     stamp = quote(since.strftime("%Y-%m-%d %H:%M"))
-    return f"project = {quote(project_key)} AND updated >= {stamp} ORDER BY updated ASC"
+    return (f"project = {quote(project_key)} AND updated >= {stamp} "
+            "ORDER BY updated ASC, key ASC")

@@ -237,7 +237,8 @@ class RateLimitState(Base):
     __tablename__ = "rate_limits"
 
     site: Mapped[str] = mapped_column(String(2048), primary_key=True)
-    # Theoretical arrival time (GCRA) and pause end, as Unix seconds.
+    # Theoretical arrival time (GCRA), pause end and rate expiry, as Unix seconds.
     next_slot: Mapped[float] = mapped_column(Double, default=0.0)
     paused_until: Mapped[float] = mapped_column(Double, default=0.0)
     rate_per_second: Mapped[float | None] = mapped_column(Double)
+    rate_until: Mapped[float] = mapped_column(Double, default=0.0)

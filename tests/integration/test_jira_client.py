@@ -133,8 +133,11 @@ LIMITED_CLIENT = textwrap.dedent("""
     from jira_sync.remote import RetryPolicy
     base, broker, calls, use_limiter = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     limiter = RedisRateLimiter(redis.Redis.from_url(broker)) if use_limiter == "1" else None
+    # Configured at 10/s; the site allows 8/s and, being Cloud, does not say so: the
+    # shared pace must adapt from the 429s.
     client = JiraClient(JiraSite(base, "cloud"), BasicAuth("svc@example.com", "tok-123"),
-                        limiter=limiter, policy=RetryPolicy(max_tries=20, base_seconds=0.05))
+                        limiter=limiter, rate_limit=10,
+                        policy=RetryPolicy(max_tries=20, base_seconds=0.05))
     for _ in range(calls):
         client.myself()
     print("done")
@@ -153,9 +156,9 @@ def run_two_clients(base_url: str, broker_url: str, use_limiter: bool) -> None:
 
 def test_the_shared_limiter_keeps_two_processes_together_under_the_rate(broker_url, tmp_path):
     """Without the limiter the two processes each discover the limit (429s); with it they
-    share one pace learned from Jira's headers and stay under it."""
+    share one pace, slowed by the first 429s, and stay under it."""
     port = free_port()
-    sim = ServiceProcess(["simulate", "jira", "--port", str(port), "--rate-limit", "10"],
+    sim = ServiceProcess(["simulate", "jira", "--port", str(port), "--rate-limit", "8"],
                          {**_env()}, tmp_path / "jira.log")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -167,8 +170,9 @@ def test_the_shared_limiter_keeps_two_processes_together_under_the_rate(broker_u
         time.sleep(1.5)  # let the simulator's bucket refill
         run_two_clients(base, broker_url, use_limiter=True)
         limited = requests.get(f"{base}/_sim/calls", timeout=10).json()
-        assert [c["status"] for c in limited].count(200) == 50
-        assert [c["status"] for c in limited].count(429) <= 2  # before the pace is learned
+        statuses = [c["status"] for c in limited]
+        assert statuses.count(200) == 50
+        assert statuses.count(429) <= 3 < unlimited.count(429)  # only until the pace adapts
     finally:
         sim.kill()
 

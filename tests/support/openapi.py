@@ -31,9 +31,10 @@ def operation(method: str, path: str) -> tuple[str, dict[str, Any]] | None:
     """The OpenAPI template and operation a concrete request path and method hit, if any."""
     for pattern, template in _templates():
         if pattern.match(path):
+            # The most specific template decides: a literal path (/issue/bulk) that lacks the
+            # method does not fall through to a parameter (/issue/{issueIdOrKey}).
             found = document()["paths"][template].get(method.lower())
-            if found is not None:
-                return template, found
+            return (template, found) if found is not None else None
     return None
 
 

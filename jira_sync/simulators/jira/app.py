@@ -97,7 +97,7 @@ def _install_gate(app: Flask, sim: Simulator) -> None:
             response = _fault_response(fault)
         rate: RateDecision | None = g.get("rate")
         if rate is not None:
-            _rate_headers(response, rate)
+            _rate_headers(response, rate, sim.cloud)
         call["status"] = None if fault is not None and fault.kind == "drop" else \
             response.status_code
         call["dropped"] = fault is not None and fault.kind == "drop"
@@ -126,12 +126,15 @@ def _json(body: dict, status: int) -> Response:
     return response
 
 
-def _rate_headers(response: Response, rate: RateDecision) -> None:
+def _rate_headers(response: Response, rate: RateDecision, cloud: bool) -> None:
+    """Cloud sends the limit and what remains; Data Center's token bucket also says its fill
+    rate and interval (the only headers a client can learn a sustainable rate from)."""
     limit = format_rate(rate.limit)
     response.headers["X-RateLimit-Limit"] = limit
     response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
-    response.headers["X-RateLimit-FillRate"] = limit
-    response.headers["X-RateLimit-Interval-Seconds"] = "1"
+    if not cloud:
+        response.headers["X-RateLimit-FillRate"] = limit
+        response.headers["X-RateLimit-Interval-Seconds"] = "1"
     if not rate.allowed:
         response.headers["Retry-After"] = str(rate.retry_after)
         response.headers["RateLimit-Reason"] = "jira-burst-based"

@@ -12,13 +12,18 @@ import requests
 from .conftest import Jira
 
 
+def test_data_center_advertises_its_token_bucket(simulate) -> None:
+    answer = simulate("server", rate_limit=2).get("/myself")
+    assert answer.headers["X-RateLimit-FillRate"] == "2"
+    assert answer.headers["X-RateLimit-Interval-Seconds"] == "1"
+
+
 def test_rate_limit_answers_429_with_jira_headers(simulate) -> None:
     jira = simulate("cloud", rate_limit=2)
     first = jira.get("/myself")
     assert first.status_code == 200
     assert first.headers["X-RateLimit-Limit"] == "2"
-    assert first.headers["X-RateLimit-FillRate"] == "2"
-    assert first.headers["X-RateLimit-Interval-Seconds"] == "1"
+    assert "X-RateLimit-FillRate" not in first.headers  # Data Center's header, not Cloud's
     assert first.headers["X-RateLimit-Remaining"] == "1"
     statuses = [jira.get("/myself") for _ in range(3)]
     limited = next(r for r in statuses if r.status_code == 429)

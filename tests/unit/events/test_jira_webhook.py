@@ -63,6 +63,13 @@ def test_server_payloads_name_users_and_lack_field_ids():
     ({"webhookEvent": 42, "issue": {"id": "1"}}, "webhookEvent"),
     ({"issue": {"id": "1"}, "changelog": {"items": [{"to": "x"}]}}, "changelog.items"),
     ({"issue": {"id": "1", "fields": {"labels": "not-a-list"}}}, "issue.fields.labels"),
+    ({"comment": {"id": "5"}}, "issue"),
+    ({"issue": {"id": ""}}, "issue.id"),
+    ({"issue": {"id": "1/../../myself?"}}, "issue.id"),
+    ({"issue": {"id": "1", "key": "A-1?x=1"}}, "issue.key"),
+    ({"issue": {"id": "1"}, "comment": {"id": "x/y"}}, "comment.id"),
+    ({"issue": {"id": "1"}, "timestamp": 10**20}, "timestamp"),
+    ({"issue": {"id": "1"}, "timestamp": -5}, "timestamp"),
 ])
 def test_bodies_that_are_not_webhooks_say_why(body, reason):
     with pytest.raises(InvalidWebhook) as caught:

@@ -1,10 +1,12 @@
 """The Jira client alone, against canned HTTP answers (`responses`): errors, retries, paging."""
 
 import json
+import time
 
 import pytest
 import requests
 import responses
+from urllib3.exceptions import NewConnectionError
 
 from jira_sync.jira.auth import BasicAuth, BearerAuth
 from jira_sync.jira.client import JiraClient, JiraSite
@@ -101,10 +103,55 @@ def test_a_refused_connection_was_never_applied():
 @responses.activate
 def test_a_short_retry_after_is_waited_out():
     url = f"{BASE}/rest/api/3/issue/DATA-1"
-    responses.put(url, status=429, headers={"Retry-After": "0",
+    responses.put(url, status=429, headers={"Retry-After": "1",
                                             "RateLimit-Reason": "jira-burst-based"})
     responses.put(url, status=204)
+    started = time.monotonic()
     cloud().edit_issue("DATA-1", fields={"summary": "s"})
+    assert len(responses.calls) == 2
+    assert time.monotonic() - started >= 0.95
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_a_redirect_is_a_permanent_error_never_a_silent_success(status):
+    responses.put(f"{BASE}/rest/api/3/issue/DATA-1", status=status,
+                  headers={"Location": "https://id.atlassian.com/login"})
+    with pytest.raises(PermanentError, match=r"redirected to https://id\.atlassian\.com/login"):
+        cloud().edit_issue("DATA-1", fields={"summary": "s"})
+
+
+@responses.activate
+def test_a_non_json_success_is_a_permanent_error():
+    responses.get(f"{BASE}/rest/api/3/myself", body="<html>login</html>",
+                  content_type="text/html")
+    with pytest.raises(PermanentError, match=r"non-JSON body \(text/html\)"):
+        cloud().myself()
+
+
+def test_a_token_that_cannot_be_sent_is_permanent_and_not_quoted():
+    client = JiraClient(JiraSite(BASE, "server"), BearerAuth("pat-secret\n"), policy=FAST)
+    with pytest.raises(PermanentError) as caught:
+        client.myself()
+    assert "InvalidHeader" in str(caught.value) and caught.value.maybe_applied is False
+    assert "pat-secret" not in repr(caught.value) and caught.value.__context__ is None
+
+
+@responses.activate
+def test_ids_from_elsewhere_cannot_reshape_the_path():
+    responses.get(f"{BASE}/rest/api/3/issue/1%2F..%2Fmyself%3F", json={"id": "1"})
+    cloud().get_issue("1/../myself?")
+    assert responses.calls[0].request.url.startswith(
+        f"{BASE}/rest/api/3/issue/1%2F..%2Fmyself%3F?")
+
+
+@responses.activate
+def test_a_create_whose_connection_was_refused_is_retried():
+    url = f"{BASE}/rest/api/3/issue"
+    refused = requests.ConnectionError(NewConnectionError(None, "[Errno 111] Connection refused"))
+    responses.post(url, body=refused)
+    responses.post(url, status=201, json={"id": "1", "key": "DATA-1"})
+    assert cloud().create_issue({"summary": "s"})["key"] == "DATA-1"
     assert len(responses.calls) == 2
 
 

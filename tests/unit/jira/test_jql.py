@@ -15,4 +15,5 @@ def test_reserved_words_and_hostile_values_stay_literals():
 
 def test_updated_since_has_minute_precision_and_order():
     query = jql.updated_since("INT", datetime(2026, 3, 1, 10, 14, 59, tzinfo=UTC))
-    assert query == 'project = "INT" AND updated >= "2026-03-01 10:14" ORDER BY updated ASC'
+    assert query == ('project = "INT" AND updated >= "2026-03-01 10:14" '
+                     "ORDER BY updated ASC, key ASC")

@@ -1,9 +1,10 @@
-"""The shared limiter's schedule, on both stores: paced slots, shared pauses, learned rates."""
+"""The shared limiter's schedule, on both stores: paced slots, shared pauses, adapted rates."""
 
 import fakeredis
 import pytest
 
 from jira_sync.jira.limiter import (
+    MIN_RATE,
     SAFETY,
     DatabaseRateLimiter,
     RedisRateLimiter,
@@ -12,6 +13,7 @@ from jira_sync.jira.limiter import (
 from jira_sync.store.db import Database
 
 SITE = "https://acme.atlassian.net"
+NO_LIMIT = 1000.0
 
 
 @pytest.fixture(params=["redis", "database"])
@@ -27,32 +29,62 @@ def limiters(request, sqlite_url):
             db.dispose()
 
 
-def test_without_a_known_rate_nobody_waits(limiters):
+def test_without_any_rate_nobody_waits(limiters):
     first, second = limiters
-    assert first.reserve(SITE) == 0 and second.reserve(SITE) == 0
+    assert first.reserve(SITE, None, NO_LIMIT) == 0 and second.reserve(SITE, None, NO_LIMIT) == 0
 
 
-def test_slots_are_shared_and_spaced_by_the_rate(limiters):
+def test_slots_are_shared_and_spaced_by_the_configured_rate(limiters):
     first, second = limiters
-    first.set_rate(SITE, 10 / SAFETY)  # paced at exactly 10 per second
-    waits = [limiter.reserve(SITE) for _ in range(5) for limiter in (first, second)]
+    waits = [limiter.reserve(SITE, 10, NO_LIMIT) for _ in range(5) for limiter in (first, second)]
     assert waits[0] == pytest.approx(0, abs=0.02)
     assert waits[-1] == pytest.approx(0.9, abs=0.05)  # the 10th slot, 0.1 s apart
     assert waits == sorted(waits)
 
 
-def test_a_pause_stops_every_process(limiters):
+def test_an_advertised_rate_replaces_the_configured_one(limiters):
     first, second = limiters
-    first.pause(SITE, 3)
-    assert second.reserve(SITE) == pytest.approx(3, abs=0.1)
-    first.pause(SITE, 1)  # a shorter pause never shortens a longer one
-    assert second.reserve(SITE) == pytest.approx(3, abs=0.1)
+    first.set_rate(SITE, 2 / SAFETY)  # paced at exactly 2 per second
+    waits = [second.reserve(SITE, 10, NO_LIMIT) for _ in range(3)]
+    assert waits == pytest.approx([0, 0.5, 1.0], abs=0.05)
+
+
+def test_a_wait_too_long_for_the_caller_reserves_nothing(limiters):
+    first, second = limiters
+    for _ in range(10):
+        first.reserve(SITE, 1, NO_LIMIT)  # the schedule is now ~10 s ahead
+    parked = [second.reserve(SITE, 1, max_wait=5) for _ in range(50)]
+    assert all(w > 5 for w in parked)
+    # Parking did not push the schedule further out.
+    assert second.reserve(SITE, 1, NO_LIMIT) == pytest.approx(parked[0], abs=0.1)
+
+
+def test_a_429_pauses_every_process_and_halves_the_pace(limiters):
+    first, second = limiters
+    first.throttled(SITE, 10, retry_after=3, pause_site=True)
+    assert second.reserve(SITE, 10, NO_LIMIT) == pytest.approx(3, abs=0.1)
+    # The next slot follows at the halved rate: 5 per second, 0.2 s apart.
+    assert second.reserve(SITE, 10, NO_LIMIT) == pytest.approx(3.2, abs=0.1)
+
+
+def test_a_per_issue_429_slows_without_pausing_the_site(limiters):
+    first, second = limiters
+    first.throttled(SITE, 10, retry_after=3, pause_site=False)
+    assert second.reserve(SITE, 10, NO_LIMIT) == pytest.approx(0, abs=0.05)
+
+
+def test_repeated_429s_never_stop_the_site(limiters):
+    first, _ = limiters
+    for _ in range(20):
+        first.throttled(SITE, 10, retry_after=None, pause_site=False)
+    first.reserve(SITE, 10, NO_LIMIT)
+    assert first.reserve(SITE, 10, NO_LIMIT) == pytest.approx(1 / MIN_RATE, abs=0.1)
 
 
 def test_sites_are_independent(limiters):
     first, _ = limiters
-    first.pause(SITE, 3)
-    assert first.reserve("https://other.atlassian.net") == 0
+    first.throttled(SITE, 10, retry_after=3, pause_site=True)
+    assert first.reserve("https://other.atlassian.net", 10, NO_LIMIT) == 0
 
 
 def test_rates_are_learned_from_token_bucket_headers():

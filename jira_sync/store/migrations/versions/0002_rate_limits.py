@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("next_slot", sa.Double(), nullable=False),
         sa.Column("paused_until", sa.Double(), nullable=False),
         sa.Column("rate_per_second", sa.Double(), nullable=True),
+        sa.Column("rate_until", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("site", name=op.f("pk_rate_limits")),
     )
 
