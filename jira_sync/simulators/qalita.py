@@ -165,6 +165,20 @@ class _Store:
             raise _Reject(404, "Comment not found")
         return found
 
+    def edit_comment(self, issue_id: int, comment_id: int,
+                     body: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Edit a comment; returns copies of it and of its issue, for the event."""
+        with self.lock:
+            comment = self.comment(issue_id, comment_id)
+            comment.update(body=body, updated_at=_now())
+            return dict(comment), dict(self.issues[issue_id])
+
+    def delete_comment(self, issue_id: int,
+                       comment_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        with self.lock:
+            comment = self.comments[issue_id].pop(self.comment(issue_id, comment_id)["id"])
+            return comment, dict(self.issues[issue_id])
+
     def put_issue(self, fields: dict[str, Any], url_root: str) -> tuple[dict[str, Any], bool]:
         """Create or replace; returns the issue and whether it is new (or back from deletion)."""
         issue_id = fields.get("id") or self.next_issue_id
@@ -415,18 +429,13 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
     def edit_comment(issue_id: int, comment_id: int) -> Response:
         body = _validate(_json_body(), {"body": _string}, extra_allowed=False,
                          required=("body",))
-        with store.lock:
-            comment = store.comment(issue_id, comment_id)
-            comment.update(body=body["body"], updated_at=_now())
-            comment, issue = dict(comment), dict(store.issues[issue_id])
+        comment, issue = store.edit_comment(issue_id, comment_id, body["body"])
         api_change("issue.comment_updated", issue, comment)
         return jsonify(comment)
 
     @app.delete("/api/v2/issues/<int:issue_id>/comments/<int:comment_id>")
     def delete_comment(issue_id: int, comment_id: int) -> Response:
-        with store.lock:
-            comment = store.comments[issue_id].pop(store.comment(issue_id, comment_id)["id"])
-            issue = dict(store.issues[issue_id])
+        comment, issue = store.delete_comment(issue_id, comment_id)
         api_change("issue.comment_deleted", issue, comment)
         return Response(status=204)
 
@@ -509,17 +518,12 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
     def sim_edit_comment(issue_id: int, comment_id: int) -> Response:
         body = _validate(_json_body(), {"body": _string}, extra_allowed=False,
                          required=("body",))
-        with store.lock:
-            comment = store.comment(issue_id, comment_id)
-            comment.update(body=body["body"], updated_at=_now())
-            comment, issue = dict(comment), dict(store.issues[issue_id])
+        comment, issue = store.edit_comment(issue_id, comment_id, body["body"])
         return sim_change("issue.comment_updated", issue, comment)
 
     @app.delete("/_sim/issues/<int:issue_id>/comments/<int:comment_id>")
     def sim_delete_comment(issue_id: int, comment_id: int) -> Response:
-        with store.lock:
-            comment = store.comments[issue_id].pop(store.comment(issue_id, comment_id)["id"])
-            issue = dict(store.issues[issue_id])
+        comment, issue = store.delete_comment(issue_id, comment_id)
         return sim_change("issue.comment_deleted", issue, comment)
 
     @app.post("/_sim/faults")
