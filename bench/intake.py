@@ -2,7 +2,8 @@
 
 Subject: N events published on ``jira_sync.qalita`` and drained by ``jira-sync worker``
 into the inbox (one committed row each). Baseline: the same N messages drained by a bare
-Celery worker with the same reliability settings whose task only increments a Redis counter.
+Celery worker with the same reliability settings and task events on (as Flower needs, and
+as ``jira-sync worker`` runs) whose task only increments a Redis counter.
 The ratio says how much of the messaging ceiling durable intake keeps.
 """
 
@@ -78,7 +79,7 @@ def run() -> dict[str, float]:
 
         baseline = _drain(
             [sys.executable, "-m", "celery", "-A", "bench.baseline_app", "worker",
-             "-c", CONCURRENCY, "-Q", "bench", "--loglevel", "WARNING"],
+             "-c", CONCURRENCY, "-Q", "bench", "--events", "--loglevel", "WARNING"],
             env, publish("bench.count", "bench"), lambda: int(counter.get("bench:count") or 0))
 
         database = Database(database_url)
