@@ -13,11 +13,25 @@ BROKER_TIMEOUT_SECONDS = 2
 
 
 def database_problem(database: Database) -> str | None:
+    """Why the database cannot be used: unreachable, not migrated, or at another revision."""
     try:
         return schema_problem(database)
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return f"database unreachable: {reason}"
+        return _unreachable(exc)
+
+
+def reachability_problem(database: Database) -> str | None:
+    """Why the database does not answer at all (what migrating needs)."""
+    try:
+        database.ping()
+    except SQLAlchemyError as exc:
+        return _unreachable(exc)
+    return None
+
+
+def _unreachable(exc: SQLAlchemyError) -> str:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return f"database unreachable: {reason}"
 
 
 def broker_problem(broker_url: str) -> str | None:

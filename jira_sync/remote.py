@@ -108,6 +108,26 @@ def classify(response: requests.Response, reason_of: Callable[[requests.Response
     return PermanentError(reason, status=status, body=body)
 
 
+def content_type(response: requests.Response) -> str:
+    return response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+
+
+def json_body(response: requests.Response, what: str, *, service: str, hint: str,
+              redact: Callable[[str], str] = str) -> Any:
+    """The JSON body of a successful answer; any other body means we did not reach the API.
+
+    SSO gateways and proxies answer 200 with a login page, which would otherwise pass for
+    success and silently drop a write.
+    """
+    try:
+        return response.json()
+    except ValueError:
+        raise PermanentError(
+            f"{what}: {service} answered {response.status_code} with a non-JSON body "
+            f"({content_type(response)}) — {hint}",
+            status=response.status_code, body=redact(response.text[:2000])) from None
+
+
 def _body(response: requests.Response) -> Any:
     try:
         return response.json()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from config.settings import Settings
 from jira_sync.crypto import SecretBox
@@ -19,13 +20,10 @@ logger = logging.getLogger("webhook_app.bootstrap")
 RETRY_SECONDS = 2.0
 
 
-def start(settings: Settings, database: Database) -> threading.Thread | None:
-    if settings.jira is None:
-        return None
-    thread = threading.Thread(target=_run, args=(settings, database), name="bootstrap",
-                              daemon=True)
-    thread.start()
-    return thread
+def start(settings: Settings, database: Database) -> None:
+    if settings.jira is not None:
+        threading.Thread(target=_run, args=(settings, database), name="bootstrap",
+                         daemon=True).start()
 
 
 def _run(settings: Settings, database: Database) -> None:
@@ -52,4 +50,4 @@ def _run(settings: Settings, database: Database) -> None:
             logger.warning("bootstrap: waiting for the database (%s); retrying every %.0fs",
                            problem, RETRY_SECONDS)
             waiting_logged = True
-        threading.Event().wait(RETRY_SECONDS)
+        time.sleep(RETRY_SECONDS)

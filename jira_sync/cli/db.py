@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from jira_sync.cli.common import fail, load_settings
 
@@ -14,16 +13,17 @@ def db() -> None:
 
 
 def _reachable_database_url() -> str:
+    from jira_sync.readiness import reachability_problem
     from jira_sync.store.db import Database
 
     settings = load_settings(needs_secret_key=False)
     database = Database(settings.database_url)
     try:
-        database.ping()
-    except SQLAlchemyError as exc:
-        fail(f"database unreachable: {str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}")
+        problem = reachability_problem(database)
     finally:
         database.dispose()
+    if problem:
+        fail(problem)
     return settings.database_url
 
 

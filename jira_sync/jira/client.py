@@ -31,6 +31,8 @@ from jira_sync.remote import (
     RetryPolicy,
     TransientError,
     call,
+    content_type,
+    json_body,
     retry_after_seconds,
 )
 
@@ -40,6 +42,8 @@ ISSUE_FIELDS = ("summary", "description", "status", "labels", "assignee", "prior
 BULK_CREATE_LIMIT = 50
 SEARCH_PAGE_SIZE = 50
 USER_AGENT = "jira-sync/0.1"
+# The limiter's store (Redis or the database) failing.
+LIMITER_FAILURES = (redis.RedisError, SQLAlchemyError)
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,7 @@ def jira_reason(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-        return f"{status} with a non-JSON body ({kind})"
+        return f"{status} with a non-JSON body ({content_type(response)})"
     return f"{status}: {_error_text(body)}" if _error_text(body) else status
 
 
@@ -119,13 +122,7 @@ class JiraClient:
                                   params=params)
         if not response.content.strip():
             return None
-        try:
-            return response.json()
-        except ValueError:
-            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-            raise PermanentError(f"{what}: HTTP {response.status_code} with a non-JSON body "
-                                 f"({kind}): is the base URL Jira's?",
-                                 status=response.status_code) from None
+        return json_body(response, what, service="Jira", hint="is JIRA_BASE_URL Jira's address?")
 
     def _response(self, method: str, path: str, *, what: str, idempotent: bool,
                   json: Any, params: Mapping[str, Any] | None) -> requests.Response:
@@ -155,7 +152,7 @@ class JiraClient:
         try:
             wait = self._limiter.reserve(self.site.base_url, self._rate_limit,
                                          self.policy.max_inline_wait_seconds)
-        except (redis.RedisError, SQLAlchemyError) as exc:
+        except LIMITER_FAILURES as exc:
             raise TransientError(f"{what}: rate limiter unavailable ({type(exc).__name__})") \
                 from None
         if wait > self.policy.max_inline_wait_seconds:
@@ -178,7 +175,7 @@ class JiraClient:
             if rate and (rate != self._known_rate or time.monotonic() - self._rate_told_at > 60):
                 self._limiter.set_rate(self.site.base_url, rate)
                 self._known_rate, self._rate_told_at = rate, time.monotonic()
-        except (redis.RedisError, SQLAlchemyError):
+        except LIMITER_FAILURES:
             pass  # Learning is best effort; the next response teaches the same.
 
     # -- account and project ----------------------------------------------------------

@@ -13,7 +13,15 @@ from typing import Any
 
 import requests
 
-from jira_sync.remote import DEFAULT_POLICY, NotFound, PermanentError, RetryPolicy, call
+from jira_sync.remote import (
+    DEFAULT_POLICY,
+    NotFound,
+    PermanentError,
+    RetryPolicy,
+    call,
+    content_type,
+    json_body,
+)
 
 ORIGIN = "jira-sync"
 UPDATABLE_FIELDS = frozenset({"status", "title", "description", "assignee_email", "labels"})
@@ -136,19 +144,8 @@ class QalitaClient:
         return text.replace(self._token, "***") if self._token else text
 
     def _payload(self, response: requests.Response, what: str) -> Any:
-        """The JSON body; anything else on a success means we did not reach QALITA's API.
-
-        SSO gateways and proxies answer 200 with a login page, which would otherwise pass
-        for success and silently drop the write.
-        """
-        try:
-            return response.json()
-        except ValueError:
-            raise PermanentError(
-                f"{what}: QALITA answered {response.status_code} with a non-JSON body "
-                f"({_content_type(response)}) — an SSO or proxy page? check QALITA_API_URL",
-                status=response.status_code, body=self._redact(response.text[:2000]),
-            ) from None
+        return json_body(response, what, service="QALITA",
+                         hint="an SSO or proxy page? check QALITA_API_URL", redact=self._redact)
 
     def _check_body(self, response: requests.Response, method: str, path: str) -> None:
         """Writes may answer with no body; a body that is there must be JSON."""
@@ -170,7 +167,7 @@ def _reason(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return f"{status} ({_content_type(response)} body)" if response.content else status
+        return f"{status} ({content_type(response)} body)" if response.content else status
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, str):
         return f"{status}: {detail}"
@@ -189,7 +186,4 @@ def _violation(item: Any) -> str:
     message = str(item.get("msg", "invalid"))
     return f"{'.'.join(loc)}: {message}" if loc else message
 
-
-def _content_type(response: requests.Response) -> str:
-    return response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
 
