@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -46,7 +47,7 @@ def demo_environment(base: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _kept(path: Path, make: callable) -> str:  # type: ignore[valid-type]
+def _kept(path: Path, make: Callable[[], str]) -> str:
     if not path.exists():
         path.write_text(make())
         path.chmod(0o600)

@@ -124,27 +124,22 @@ class FieldReader:
         for field_id in fields.keys() & update.keys():
             errors[field_id] = (f"Field '{field_id}' cannot be set in both 'fields' and "
                                 "'update' in the same request.")
-        for field_id, raw in fields.items():
-            if field_id in errors:
-                continue
-            if field_id not in screen:
-                errors[field_id] = not_on_screen(field_id)
-                continue
-            try:
-                values[field_id] = self._value(project, field_id, raw)
-            except _Invalid as exc:
-                errors[field_id] = str(exc)
-        for field_id, operations in update.items():
-            if field_id in errors:
-                continue
-            if field_id not in screen:
-                errors[field_id] = not_on_screen(field_id)
-                continue
-            try:
-                values[field_id] = self._operations(project, field_id, operations,
-                                                    current.get(field_id))
-            except _Invalid as exc:
-                errors[field_id] = str(exc)
+        readers = (
+            (fields, lambda field_id, raw: self._value(project, field_id, raw)),
+            (update, lambda field_id, raw: self._operations(project, field_id, raw,
+                                                            current.get(field_id))),
+        )
+        for given, read in readers:
+            for field_id, raw in given.items():
+                if field_id in errors:
+                    continue
+                if field_id not in screen:
+                    errors[field_id] = not_on_screen(field_id)
+                    continue
+                try:
+                    values[field_id] = read(field_id, raw)
+                except _Invalid as exc:
+                    errors[field_id] = str(exc)
         return values, errors
 
     def _operations(self, project: ProjectDef, field_id: str, operations: Any, current: Any) -> Any:
