@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from jira_sync.store import migrate
 from jira_sync.store.db import Database
+from tests.support.processes import clean_env
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "JIRA_SYNC_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -141,8 +142,7 @@ def secret_key() -> str:
 def service_env(postgres_url: str, broker_url: str, secret_key: str,
                 tmp_path: Path) -> dict[str, str]:
     """Environment for a service process: this test's database, broker and key, nothing else."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("JIRA_", "QALITA_"))}
+    env = clean_env()
     env.update({
         "JIRA_SYNC_DATABASE_URL": postgres_url,
         "JIRA_SYNC_BROKER_URL": broker_url,

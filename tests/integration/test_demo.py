@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess, clean_env, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def processes_in(directory: Path) -> list[int]:
 
 
 def test_demo_runs_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIRA_", "QALITA_"))}
+    env = clean_env()
     env["JIRA_SYNC_WEB_PORT"] = str(free_port())
     demo = ServiceProcess(["demo"], env, tmp_path / "demo.log", cwd=tmp_path)
     try:

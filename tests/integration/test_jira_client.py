@@ -1,6 +1,5 @@
 """The Jira client against the simulator over real HTTP, on both deployments."""
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ from jira_sync.jira.client import JiraClient, JiraSite
 from jira_sync.remote import PermanentError, RetryPolicy, TransientError
 from jira_sync.render import TEXT_LIMIT, adf_to_text, cap, from_text, to_adf, to_wiki, wiki_to_text
 from jira_sync.simulators.jira import SimulatorConfig, running_simulator
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess, clean_env, free_port
 
 pytestmark = pytest.mark.integration
 FAST = RetryPolicy(max_tries=6, base_seconds=0.01, cap_seconds=0.05)
@@ -159,10 +158,10 @@ def test_the_shared_limiter_keeps_two_processes_together_under_the_rate(broker_u
     share one pace, slowed by the first 429s, and stay under it."""
     port = free_port()
     sim = ServiceProcess(["simulate", "jira", "--port", str(port), "--rate-limit", "8"],
-                         {**_env()}, tmp_path / "jira.log")
+                         clean_env(), tmp_path / "jira.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_http(f"{base}/_sim/calls")
+        sim.wait_http(f"{base}/_sim/calls")
         run_two_clients(base, broker_url, use_limiter=False)
         unlimited = [c["status"] for c in requests.get(f"{base}/_sim/calls", timeout=10).json()]
         assert unlimited.count(429) > 0
@@ -176,20 +175,6 @@ def test_the_shared_limiter_keeps_two_processes_together_under_the_rate(broker_u
     finally:
         sim.kill()
 
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("JIRA_", "QALITA_"))}
-
-
-def _wait_http(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
 
 
 

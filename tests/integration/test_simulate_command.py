@@ -1,31 +1,26 @@
 """The simulators started by their command lines alone, with the contract's defaults (§7)."""
 
 import os
-import time
 
 import pytest
 import requests
 
-from tests.support.processes import ServiceProcess, free_port, run_cli
+from tests.support.processes import ServiceProcess, clean_env, free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
 
 def started(args: list[str], tmp_path) -> tuple[ServiceProcess, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIRA_", "QALITA_"))}
     port = free_port()
-    process = ServiceProcess(["simulate", *args, "--port", str(port)], env,
+    process = ServiceProcess(["simulate", *args, "--port", str(port)], clean_env(),
                              tmp_path / f"sim-{port}.log")
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{base}/_sim/calls", timeout=1)
-            return process, base
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(process.output)
+    try:
+        process.wait_http(f"{base}/_sim/calls")
+    except AssertionError:
+        process.kill()
+        raise
+    return process, base
 
 
 def test_jira_cloud_defaults(tmp_path):

@@ -2,7 +2,6 @@
 
 import json
 import signal
-import time
 import urllib.error
 import urllib.request
 
@@ -29,16 +28,12 @@ def start_web(env: dict[str, str], tmp_path) -> tuple[ServiceProcess, str]:
     web = ServiceProcess(["web"], {**env, "JIRA_SYNC_WEB_PORT": str(port)},
                          tmp_path / f"web-{port}.log")
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            get(f"{base}/healthz")
-            return web, base
-        except OSError:
-            if time.monotonic() > deadline or web.proc.poll() is not None:
-                web.kill()
-                raise AssertionError(f"web did not answer:\n{web.output}") from None
-            time.sleep(0.2)
+    try:
+        web.wait_http(f"{base}/healthz")
+    except AssertionError:
+        web.kill()
+        raise
+    return web, base
 
 
 def test_web_answers_healthz_and_names_a_closed_broker_in_readyz(service_env, tmp_path):

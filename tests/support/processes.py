@@ -12,6 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+
+
+def clean_env() -> dict[str, str]:
+    """This machine's environment without any jira-sync or QALITA setting of its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("JIRA_", "QALITA_"))}
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -48,6 +55,19 @@ class ServiceProcess:
                 break
             time.sleep(0.1)
         raise AssertionError(f"{self.args[0]}: no {pattern!r} in output:\n{self.output[-4000:]}")
+
+    def wait_http(self, url: str, timeout: float = 30) -> None:
+        """Until ``url`` answers anything over HTTP; fails with the output if the process
+        exits or the time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                requests.get(url, timeout=1)
+                return
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise AssertionError(f"{url} did not answer:\n{self.output}") from None
+                time.sleep(0.1)
 
     def signal(self, signum: int) -> None:
         if self.proc.poll() is None:
