@@ -56,6 +56,24 @@ class JiraBootstrap:
 
 
 @dataclass(frozen=True)
+class SyncTimings:
+    """Every interval of the outbound sync, so tests and the demo can shrink them to seconds.
+
+    The lease outlives any one flush; a lost flush is found by the sweep once its lease or due
+    time is ``sweep_seconds`` past; a create is assumed searchable ``index_lag_seconds`` after
+    it was attempted (Jira's search index lags fresh issues).
+    """
+
+    sweep_seconds: float = 30.0
+    lease_seconds: float = 60.0
+    index_lag_seconds: float = 30.0
+    backoff_base_seconds: float = 2.0
+    backoff_cap_seconds: float = 600.0
+    max_retry_age_seconds: float = 86400.0
+    jira_rate_limit: float = 10.0
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = field(repr=False)
     broker_url: str = field(repr=False)
@@ -76,6 +94,7 @@ class Settings:
     retention_days: int
     tenant: str
     jira: JiraBootstrap | None
+    sync: SyncTimings = field(default_factory=SyncTimings)
 
     def require_secret_keys(self) -> tuple[str, ...]:
         """The Fernet keys, for processes that read or write credentials."""
@@ -268,6 +287,16 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         retention_days=_int(env, "JIRA_SYNC_RETENTION_DAYS", 30, 1, 3650),
         tenant=tenant,
         jira=_jira(env, tenant),
+        sync=SyncTimings(
+            sweep_seconds=_float(env, "JIRA_SYNC_SWEEP_SECONDS", 30.0, 0.2, 3600.0),
+            lease_seconds=_float(env, "JIRA_SYNC_LEASE_SECONDS", 60.0, 1.0, 3600.0),
+            index_lag_seconds=_float(env, "JIRA_SYNC_INDEX_LAG_SECONDS", 30.0, 0.0, 3600.0),
+            backoff_base_seconds=_float(env, "JIRA_SYNC_BACKOFF_BASE_SECONDS", 2.0, 0.05, 3600.0),
+            backoff_cap_seconds=_float(env, "JIRA_SYNC_BACKOFF_CAP_SECONDS", 600.0, 0.1, 900.0),
+            max_retry_age_seconds=_float(env, "JIRA_SYNC_MAX_RETRY_AGE_SECONDS", 86400.0, 1.0,
+                                         30 * 86400.0),
+            jira_rate_limit=_float(env, "JIRA_SYNC_JIRA_RATE_LIMIT", 10.0, 0.1, 10000.0),
+        ),
     )
 
 

@@ -1,8 +1,10 @@
-"""Intake of QALITA events: store first, decide later.
+"""Intake of QALITA events: validate, store, fold into the desired state, in one transaction.
 
 An event is durable once its inbox row commits; only then is the broker message acknowledged
-(the task acks late). Redelivered or re-sent events collapse on ``event_id``. What cannot be
-keyed becomes a dead letter with the reason instead of vanishing.
+(the task acks late) or the HTTP sender answered. Redelivered or re-sent events collapse on
+``event_id``. An invalid event becomes a dead letter with the validation errors and is never
+retried. An event for a tenant with no enabled integration waits in the inbox until one
+exists (``pump_waiting``).
 """
 
 from __future__ import annotations
@@ -12,35 +14,75 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jira_sync.store.models import DeadLetter, InboxEvent
+from jira_sync.events.qalita_event import InvalidEvent, QalitaEvent, parse_event
+from jira_sync.store.models import InboxEvent, Integration
+from jira_sync.store.types import utcnow
 from jira_sync.store.upsert import insert
+from jira_sync.sync.context import SyncContext
+from jira_sync.sync.journal import dead_letter, log
+from jira_sync.sync.state import Due, apply_event
 
 QALITA = "qalita"
-MAX_EVENT_ID_LENGTH = 255
+RECEIVED, WAITING, PROCESSED = "received", "waiting", "processed"
+PUMP_BATCH = 500
 
 
-def store_qalita_event(session: Session, event: Any) -> InboxEvent | DeadLetter:
-    """Store ``event`` in the inbox, or record why it cannot be stored as a dead letter."""
-    if not isinstance(event, dict):
-        return _dead(session, {"event": event}, f"event is a {type(event).__name__}, "
-                     "not a JSON object")
-    event_id = event.get("event_id")
-    if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID_LENGTH:
-        return _dead(session, event, "event_id: required, a string of 1 to "
-                     f"{MAX_EVENT_ID_LENGTH} characters")
-    tenant = event.get("tenant") if isinstance(event.get("tenant"), str) else "default"
-    event_type = event.get("event_type") if isinstance(event.get("event_type"), str) else None
-    session.execute(insert(session, InboxEvent).values(
-        source=QALITA, dedupe_key=event_id, tenant=tenant[:64],
-        event_type=event_type and event_type[:64], payload=event, state="received",
-        attempts=0,
-    ).on_conflict_do_nothing(index_elements=["source", "dedupe_key"]))
-    return session.scalars(select(InboxEvent).where(
-        InboxEvent.source == QALITA, InboxEvent.dedupe_key == event_id)).one()
+def receive(session: Session, ctx: SyncContext, payload: Any) -> list[Due]:
+    """The queue path: an event the schema rejects is a dead letter, never an exception."""
+    try:
+        event = parse_event(payload)
+    except InvalidEvent as exc:
+        kept = payload if isinstance(payload, dict) else {"event": payload}
+        dead_letter(session, "invalid_event", f"invalid QALITA event: {exc.reason}",
+                    payload=kept, request={"errors": exc.errors})
+        return []
+    return accept(session, ctx, event, payload)
 
 
-def _dead(session: Session, payload: dict[str, Any], reason: str) -> DeadLetter:
-    letter = DeadLetter(kind="invalid_event", reason=reason, payload=payload)
-    session.add(letter)
-    session.flush()
-    return letter
+def accept(session: Session, ctx: SyncContext, event: QalitaEvent,
+           payload: dict[str, Any]) -> list[Due]:
+    """Store a valid event (once per ``event_id``) and apply it when its tenant is served."""
+    inbox_id = session.scalar(insert(session, InboxEvent).values(
+        source=QALITA, dedupe_key=event.event_id, tenant=event.tenant,
+        event_type=event.event_type, payload=payload, state=RECEIVED, attempts=0,
+        received_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
+        .returning(InboxEvent.id))
+    if inbox_id is None:
+        log(session, None, event.event_type, "duplicate",
+            f"event {event.event_id} was already received", event_id=event.event_id)
+        return []
+    inbox = session.get(InboxEvent, inbox_id)
+    assert inbox is not None
+    return _process(session, ctx, inbox, event)
+
+
+def pump_waiting(session: Session, ctx: SyncContext) -> list[Due]:
+    """Apply held events whose tenant now has an enabled integration, oldest first."""
+    served = select(Integration.tenant).where(Integration.enabled.is_(True))
+    rows = session.scalars(select(InboxEvent).where(
+        InboxEvent.source == QALITA, InboxEvent.state.in_((WAITING, RECEIVED)),
+        InboxEvent.tenant.in_(served)).order_by(InboxEvent.id).limit(PUMP_BATCH)
+        .with_for_update(skip_locked=True)).all()
+    dues: list[Due] = []
+    for inbox in rows:
+        dues += _process(session, ctx, inbox, parse_event(inbox.payload))
+    return dues
+
+
+def _process(session: Session, ctx: SyncContext, inbox: InboxEvent,
+             event: QalitaEvent) -> list[Due]:
+    integration = session.scalar(select(Integration).where(
+        Integration.tenant == event.tenant, Integration.enabled.is_(True)))
+    inbox.attempts += 1
+    if integration is None:
+        if inbox.state != WAITING:
+            inbox.state = WAITING
+            log(session, None, event.event_type, "waiting",
+                f"no enabled integration serves tenant {event.tenant!r}; the event waits",
+                event_id=event.event_id)
+        return []
+    due = apply_event(session, integration, ctx.mappings(integration), event,
+                      ctx.debounce_seconds)
+    inbox.state, inbox.integration_id, inbox.processed_at = PROCESSED, integration.id, utcnow()
+    return [due] if due else []

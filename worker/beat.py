@@ -35,11 +35,16 @@ def make_lease() -> Lease:
 def schedule() -> dict[str, dict[str, Any]]:
     settings = runtime.settings()
     heartbeat = timedelta(seconds=settings.heartbeat_seconds)
+    sweep = timedelta(seconds=settings.sync.sweep_seconds)
     # Each entry expires after its interval: a backlog of stale sweeps is useless.
     return {
         "send-heartbeats": {
             "task": "jira_sync.send_heartbeats", "schedule": heartbeat,
             "options": {"queue": queues.MAINTENANCE, "expires": heartbeat.total_seconds()},
+        },
+        "sweep": {
+            "task": "jira_sync.sweep", "schedule": sweep,
+            "options": {"queue": queues.MAINTENANCE, "expires": sweep.total_seconds()},
         },
         "prune": {
             "task": "jira_sync.prune", "schedule": timedelta(hours=1),

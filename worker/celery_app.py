@@ -9,25 +9,25 @@ message that is merely waiting or still running.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from config import logging as service_logging
-from config.settings import Settings, secret_values, var_dir
+from config.settings import Settings, secret_values
+from jira_sync.broker import (
+    BROKER_SOCKET_TIMEOUT_SECONDS,
+    VISIBILITY_TIMEOUT_SECONDS,
+    transport_options,
+)
 from worker import queues, runtime
 
 # Upper bounds that every countdown and time limit in the code base stays under.
 TASK_SOFT_TIME_LIMIT = 240
 TASK_TIME_LIMIT = 300
-MAX_COUNTDOWN_SECONDS = 900
-VISIBILITY_TIMEOUT_SECONDS = 3600
-BROKER_SOCKET_TIMEOUT_SECONDS = 10
 
-TASK_MODULES = ("worker.tasks.maintenance", "worker.tasks.qalita")
+TASK_MODULES = ("worker.tasks.maintenance", "worker.tasks.outbound", "worker.tasks.qalita")
 # Task name -> queue, filled by the house decorator (worker.house.task).
 TASK_QUEUES: dict[str, str] = {}
 
@@ -36,34 +36,6 @@ def route(name: str, *_: Any, **__: Any) -> dict[str, str] | None:
     """Send each task to its role's queue (Celery 6 drops the per-task ``queue`` attribute)."""
     queue = TASK_QUEUES.get(name)
     return {"queue": queue} if queue else None
-
-
-def transport_options(settings: Settings) -> dict[str, Any]:
-    scheme = urlsplit(settings.broker_url).scheme
-    if scheme in ("redis", "rediss"):
-        return {
-            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
-            "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
-            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
-            "socket_keepalive": True,
-            "health_check_interval": 25,
-            "retry_on_timeout": True,
-        }
-    if scheme == "filesystem":
-        # The embedded broker of the demo: the URL path is the spool folder.
-        folder = Path(urlsplit(settings.broker_url).path or var_dir() / "broker")
-        for sub in ("queue", "processed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        return {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "control_folder": str(folder / "control"),
-            "store_processed": False,
-            # Kombu polls the spool; its 1 s default would add a second to every hop.
-            "polling_interval": 0.1,
-        }
-    return {}
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Task
 
+from jira_sync.broker import send_flushes
 from worker import runtime
 from worker.celery_app import TASK_QUEUES, TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, app
 
@@ -26,26 +27,37 @@ HOUSE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def task(name: str, queue: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+def task(name: str, queue: str, *, transactional: bool = True,
+         **options: Any) -> Callable[[Callable[..., Any]], Task]:
     """Register ``fn(session, *args)`` as task ``name`` on ``queue``, inside one unit of work.
 
     The wrapped function receives a session whose transaction commits when it returns and
-    rolls back when it raises; tasks take ids and plain dicts, never ORM objects.
+    rolls back when it raises; tasks take ids and plain dicts, never ORM objects. A task
+    that calls Jira is registered with ``transactional=False`` and receives no session: it
+    opens its own short units of work, since no transaction may stay open across a remote
+    call. Flushes a task returns (``jira_sync.sync.state.Due``) are scheduled only after
+    its work has committed, so a flush never runs ahead of the state it is meant to write.
     """
     unknown = sorted(k for k in options if not hasattr(Task, k))
     if unknown:
         raise TypeError(f"task {name}: unknown Celery task option(s) {', '.join(unknown)}")
 
     def decorator(fn: Callable[..., Any]) -> Task:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            with runtime.database().unit_of_work() as session:
-                return fn(session, *args, **kwargs)
+        def run(*args: Any, **kwargs: Any) -> None:
+            if transactional:
+                with runtime.database().unit_of_work() as session:
+                    follow_ups = fn(session, *args, **kwargs)
+            else:
+                follow_ups = fn(*args, **kwargs)
+            if follow_ups:
+                send_flushes(app, follow_ups)
 
         run.__name__, run.__doc__, run.__module__ = fn.__name__, fn.__doc__, fn.__module__
         # Callers see the signature without the session, so Celery checks their arguments.
         signature = inspect.signature(fn)
+        parameters = list(signature.parameters.values())[1 if transactional else 0:]
         run.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=list(signature.parameters.values())[1:])
+            parameters=parameters)
         TASK_QUEUES[name] = queue
         return app.task(name=name, **{**HOUSE_DEFAULTS, **options})(run)
 

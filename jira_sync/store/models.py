@@ -80,6 +80,8 @@ class IssueLink(Timestamped, Base):
         UniqueConstraint("tenant", "qalita_issue_id", "integration_id"),
         UniqueConstraint("integration_id", "jira_issue_id"),
         Index("ix_issue_links_state_due_at", "state", "due_at"),
+        Index("ix_issue_links_integration_id_jira_project_key", "integration_id",
+              "jira_project_key"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
@@ -92,6 +94,7 @@ class IssueLink(Timestamped, Base):
     jira_issue_id: Mapped[str | None] = mapped_column(String(32))
     jira_issue_key: Mapped[str | None] = mapped_column(String(64))
     jira_project_key: Mapped[str | None] = mapped_column(String(64))
+    jira_issue_type: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="pending")
     state_reason: Mapped[str | None] = mapped_column(Text)
     desired: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
@@ -125,6 +128,13 @@ class CommentLink(Timestamped, Base):
     jira_comment_id: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default="pending")
     body_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # The text the other side should show, and when the event that set it happened: comment
+    # events carry no version, so the newest occurrence wins.
+    body: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(255))
+    desired_at: Mapped[datetime | None]
+    # Set before posting: a retry then looks for the comment's marker instead of posting twice.
+    attempted_at: Mapped[datetime | None]
 
 
 class InboxEvent(Base):

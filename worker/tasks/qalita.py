@@ -8,11 +8,13 @@ from sqlalchemy.orm import Session
 
 from jira_sync import intake
 from jira_sync.publish import QALITA_EVENT_TASK
-from worker import queues
+from jira_sync.sync.state import Due
+from worker import queues, runtime
 from worker.house import task
 
 
 @task(name=QALITA_EVENT_TASK, queue=queues.QALITA)
-def qalita_event(session: Session, event: Any) -> None:
-    """Store the event in the inbox; the message is acknowledged only after that commits."""
-    intake.store_qalita_event(session, event)
+def qalita_event(session: Session, event: Any) -> list[Due]:
+    """Validate, store and fold the event into its link; the message is acknowledged only
+    after that commits, and the link's flush is scheduled after it."""
+    return intake.receive(session, runtime.sync_context(), event)

@@ -1,0 +1,63 @@
+"""Talking to the broker without the worker: transport options and follow-up flushes.
+
+Both the worker and the web app send flushes (the web app after a QALITA event arrives over
+HTTP), and both must reach the same queues with the same transport settings, including the
+embedded file-system broker of the demo. Celery is imported only inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from config.settings import Settings, var_dir
+from jira_sync.store.types import utcnow
+from jira_sync.sync.state import Due
+
+FLUSH_TASK = "jira_sync.flush_link"
+OUTBOUND_QUEUE = "jira_sync.outbound"
+# Upper bounds that every countdown and time limit in the code base stays under: a Redis
+# message is redelivered after the visibility timeout, so a countdown must end well before.
+MAX_COUNTDOWN_SECONDS = 900
+VISIBILITY_TIMEOUT_SECONDS = 3600
+BROKER_SOCKET_TIMEOUT_SECONDS = 10
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    scheme = urlsplit(settings.broker_url).scheme
+    if scheme in ("redis", "rediss"):
+        return {
+            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+            "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+            "retry_on_timeout": True,
+        }
+    if scheme == "filesystem":
+        # The embedded broker of the demo: the URL path is the spool folder.
+        folder = Path(urlsplit(settings.broker_url).path or var_dir() / "broker")
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+            # Kombu polls the spool; its 1 s default would add a second to every hop.
+            "polling_interval": 0.1,
+        }
+    return {}
+
+
+def send_flushes(app: Any, dues: Iterable[Due]) -> None:
+    """Schedule each flush at its time; one further than the countdown cap is sent at the cap
+    and parks itself again (the flush re-reads ``next_attempt_at``)."""
+    now = utcnow()
+    for due in dues:
+        countdown = min(max((due.at - now).total_seconds(), 0.0), MAX_COUNTDOWN_SECONDS)
+        app.send_task(FLUSH_TASK, args=(due.link_id,), queue=OUTBOUND_QUEUE,
+                      countdown=countdown or None)

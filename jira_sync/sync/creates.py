@@ -1,0 +1,279 @@
+"""Creating exactly one Jira issue per QALITA issue, in bulk, even across crashes.
+
+The due creates of one project are leased together and go out through bulk create, up to 50
+per call. Before the call, each link records ``create_attempted_at`` (only while its lease is
+still held); every issue carries the marker label. A link found with an attempt recorded (a
+worker died, or the call failed in a way that may have applied it) is first looked up by its
+marker; Jira's search index lags fresh issues, so a miss within ``index_lag_seconds`` of the
+attempt parks the link and looks again, and only an older miss creates anew.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from jira_sync.jira.client import BULK_CREATE_LIMIT, JiraClient
+from jira_sync.mapping import Mapping
+from jira_sync.remote import PermanentError, TransientError
+from jira_sync.store.models import CommentLink, Integration, IssueLink
+from jira_sync.store.types import utcnow
+from jira_sync.sync import leases
+from jira_sync.sync.context import SyncContext
+from jira_sync.sync.outbound import (
+    Work,
+    fail,
+    fingerprint,
+    finish,
+    journal,
+    park,
+    resolve_user,
+    rich_text,
+)
+from jira_sync.sync.state import BLOCKED, CLOSED, FAILED, LINKED, PENDING, Due
+
+# Links leased by one create flush; more wait for the next one.
+MAX_LINKS_PER_FLUSH = 4 * BULK_CREATE_LIMIT
+# Jira's JQL has a length limit: look up markers in slices.
+MARKERS_PER_SEARCH = 50
+
+
+def flush_creates(ctx: SyncContext, integration_id: int, project_key: str | None,
+                  link_id: int) -> list[Due]:
+    """Create the due issues of one project (``link_id`` among them)."""
+    owner = leases.new_owner()
+    now = utcnow()
+    with ctx.database.unit_of_work() as session:
+        candidates = list(session.scalars(select(IssueLink.id).where(
+            IssueLink.integration_id == integration_id,
+            IssueLink.jira_project_key == project_key,
+            IssueLink.jira_issue_id.is_(None),
+            IssueLink.state.in_((PENDING, BLOCKED, FAILED)),
+            IssueLink.desired.is_not(None),
+            or_(IssueLink.due_at <= now, IssueLink.id == link_id),
+            or_(IssueLink.next_attempt_at.is_(None), IssueLink.next_attempt_at <= now),
+            or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now),
+        ).order_by(IssueLink.due_at).limit(MAX_LINKS_PER_FLUSH)))
+        if link_id not in candidates:
+            candidates.append(link_id)
+        held = leases.acquire(session, candidates, owner, ctx.timings.lease_seconds)
+        integration = session.get(Integration, integration_id)
+        assert integration is not None
+        session.expunge(integration)
+        works: list[Work] = []
+        later: list[Due] = []
+        for link in session.scalars(select(IssueLink).where(IssueLink.id.in_(held))):
+            if link.next_attempt_at is not None and link.next_attempt_at > now:
+                later.append(Due(link.id, link.next_attempt_at))
+                leases.release(session, [link.id], owner)
+                continue
+            link.due_at = None
+            works.append(Work.of(link, owner, integration))
+        if link_id not in held:
+            later += _look_again(session, link_id, now)
+    if not works:
+        return later
+    client = ctx.client(integration)
+    mapping = ctx.mappings(integration).for_project(project_key or "")
+    ready: list[Work] = []
+    for work in works:
+        if work.desired is None or work.jira_issue_id is not None:
+            later += finish(ctx, work)
+        elif work.desired.get("deleted"):
+            later += finish(ctx, work, state=CLOSED, reason="deleted in QALITA before a Jira "
+                            "issue was created", decision="closed")
+        else:
+            ready.append(work)
+    try:
+        ready = _adopt_attempted(ctx, client, mapping, ready, later)
+    except TransientError as exc:
+        return later + [due for work in ready for due in park(ctx, work, exc)]
+    by_type: dict[str | None, list[Work]] = defaultdict(list)
+    for work in ready:
+        by_type[work.issue_type].append(work)
+    for issue_type, group in by_type.items():
+        for start in range(0, len(group), BULK_CREATE_LIMIT):
+            later += _create_chunk(ctx, client, mapping, project_key or "", issue_type or "",
+                                   group[start:start + BULK_CREATE_LIMIT])
+    return later
+
+
+def _look_again(session: Any, link_id: int, now: Any) -> list[Due]:
+    """The asked-for link is leased by another flush: look again when that may be over."""
+    link = session.get(IssueLink, link_id)
+    if link is None or link.jira_issue_id is not None or link.state not in (
+            PENDING, BLOCKED, FAILED):
+        return []
+    until = max(link.lease_expires_at or now, link.next_attempt_at or now)
+    return [Due(link_id, min(until, now + timedelta(seconds=2)))]
+
+
+def _adopt_attempted(ctx: SyncContext, client: JiraClient, mapping: Mapping,
+                     works: list[Work], later: list[Due]) -> list[Work]:
+    """Adopt what an earlier attempt created; park what the index may not show yet."""
+    attempted = [w for w in works if w.create_attempted_at is not None]
+    if not attempted:
+        return works
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(attempted), MARKERS_PER_SEARCH):
+        markers = [w.marker for w in attempted[start:start + MARKERS_PER_SEARCH]]
+        jql = "labels in ({})".format(", ".join(f'"{m}"' for m in markers))
+        for issue in client.search(jql, fields=("summary", "labels", "created")):
+            for label in issue.get("fields", {}).get("labels") or []:
+                # Should two exist (never through us), keep the oldest: ids grow.
+                if label in markers and (label not in found
+                                         or int(issue["id"]) < int(found[label]["id"])):
+                    found[label] = issue
+    now = utcnow()
+    remaining: list[Work] = []
+    for work in works:
+        issue = found.get(work.marker)
+        if issue is not None:
+            work.jira_issue_id, work.jira_issue_key = str(issue["id"]), issue.get("key")
+            labels = set(issue.get("fields", {}).get("labels") or [])
+            work.managed_labels = sorted(labels & (set(work.want(mapping).labels) | {work.marker}))
+            work.written = {}  # Unknown what the lost attempt wrote: the next flush edits.
+            _linked(ctx, work, "adopted",
+                    f"adopted {work.jira_issue_key}, created by an earlier attempt")
+            later += finish(ctx, work, retry_now=True)
+            continue
+        attempted_at = work.create_attempted_at
+        if attempted_at is not None and \
+                now - attempted_at < timedelta(seconds=ctx.timings.index_lag_seconds):
+            wake = attempted_at + timedelta(seconds=ctx.timings.index_lag_seconds)
+            _hold(ctx, work, wake)
+            later.append(Due(work.link_id, wake))
+            continue
+        remaining.append(work)
+    return remaining
+
+
+def _hold(ctx: SyncContext, work: Work, until: Any) -> None:
+    with ctx.database.unit_of_work() as session:
+        session.execute(update(IssueLink).where(IssueLink.id == work.link_id).values(
+            next_attempt_at=until))
+        leases.release(session, [work.link_id], work.owner)
+    journal(ctx, work, "create", "waiting_for_index",
+            f"an earlier create attempt is not searchable yet; looking again at "
+            f"{until.isoformat()}")
+
+
+def _create_chunk(ctx: SyncContext, client: JiraClient, mapping: Mapping, project: str,
+                  issue_type: str, works: list[Work]) -> list[Due]:
+    later: list[Due] = []
+    try:
+        required = ctx.required_fields(client, works[0].integration.id, project, issue_type)
+    except TransientError as exc:
+        return [due for work in works for due in park(ctx, work, exc)]
+    except PermanentError as exc:
+        return [due for work in works for due in fail(ctx, work, exc)]
+    missing = [f for f in required if f.field_id not in mapping.field_defaults]
+    if missing:
+        reason = "; ".join(f"the create screen of {project} {issue_type} requires {f.name} "
+                           f"({f.field_id}), which has no default in the mapping "
+                           "(field_defaults)" for f in missing)
+        return [due for work in works for due in finish(
+            ctx, work, state=BLOCKED, reason=reason, decision="blocked")]
+    payloads: list[dict[str, Any]] = []
+    written: list[dict[str, Any]] = []
+    for work in works:
+        fields, state = _create_fields(ctx, client, mapping, project, issue_type, work)
+        for f in required:
+            fields[f.field_id] = mapping.field_defaults[f.field_id]
+        payloads.append({"fields": fields})
+        written.append(state)
+    now = utcnow()
+    with ctx.database.unit_of_work() as session:
+        # The guard: only links whose lease this flush still holds are created.
+        session.execute(update(IssueLink).where(
+            IssueLink.id.in_([w.link_id for w in works]), IssueLink.lease_owner == works[0].owner)
+            .values(create_attempted_at=now,
+                    lease_expires_at=now + timedelta(seconds=ctx.timings.lease_seconds))
+            .execution_options(synchronize_session=False))
+        held = set(leases.holds(session, [w.link_id for w in works], works[0].owner))
+    chosen = [i for i, work in enumerate(works) if work.link_id in held]
+    if not chosen:
+        return []
+    try:
+        result = client.bulk_create([payloads[i] for i in chosen])
+    except TransientError as exc:
+        return [due for i in chosen for due in park(ctx, works[i], exc)]
+    except PermanentError as exc:
+        return [due for i in chosen for due in fail(ctx, works[i], exc)]
+    for position, i in enumerate(chosen):
+        work = works[i]
+        if position in result.created:
+            issue = result.created[position]
+            work.jira_issue_id, work.jira_issue_key = str(issue["id"]), issue.get("key")
+            work.written = {**written[i], "status": "new"}
+            work.managed_labels = sorted(payloads[i]["fields"]["labels"])
+            _linked(ctx, work, "created", f"created {work.jira_issue_key} in {project}")
+            later += _after_create(ctx, work)
+        else:
+            error = PermanentError(f"create in {project}: {result.failed.get(position)}",
+                                   status=400)
+            later += fail(ctx, work, error)
+    return later
+
+
+def _after_create(ctx: SyncContext, work: Work) -> list[Due]:
+    """Release the new link; status, comments and newer versions get a flush of their own."""
+    later = finish(ctx, work)
+    with ctx.database.unit_of_work() as session:
+        link = session.get(IssueLink, work.link_id)
+        comments = session.scalar(select(CommentLink.id).where(
+            CommentLink.link_id == work.link_id).limit(1))
+        if link is None:
+            return later
+        behind = (link.desired_version > work.desired_version or comments is not None
+                  or work.written.get("status") != _wanted_status(ctx, work))
+    if behind and not later:
+        later.append(Due(work.link_id, utcnow()))
+    return later
+
+
+def _wanted_status(ctx: SyncContext, work: Work) -> str | None:
+    mapping = ctx.mappings(work.integration).for_project(work.project_key or "")
+    return work.want(mapping).status_category or work.written.get("status")
+
+
+def _linked(ctx: SyncContext, work: Work, decision: str, message: str) -> None:
+    with ctx.database.unit_of_work() as session:
+        link = session.get(IssueLink, work.link_id)
+        if link is None:
+            return
+        link.jira_issue_id, link.jira_issue_key = work.jira_issue_id, work.jira_issue_key
+        link.written, link.managed_labels = work.written, work.managed_labels
+        link.state, link.state_reason = LINKED, None
+    journal(ctx, work, "create", decision, message, jira_issue=work.jira_issue_key)
+
+
+def _create_fields(ctx: SyncContext, client: JiraClient, mapping: Mapping, project: str,
+                   issue_type: str, work: Work) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The create body of one issue, and the fingerprints of what it writes."""
+    want = work.want(mapping)
+    description = rich_text(client, want.description)
+    fields: dict[str, Any] = {
+        "project": {"key": project}, "issuetype": {"name": issue_type},
+        "summary": want.summary, "description": description,
+        "labels": sorted(set(want.labels) | {work.marker}),
+    }
+    written: dict[str, Any] = {"summary": fingerprint(want.summary),
+                               "description": fingerprint(description), "components": []}
+    if want.priority:
+        fields["priority"], written["priority"] = {"name": want.priority}, want.priority
+    if want.components:
+        fields["components"] = [{"name": name} for name in sorted(want.components)]
+        written["components"] = sorted(want.components)
+    if want.assignee_email:
+        try:
+            user = resolve_user(ctx, client, work.integration.id, want.assignee_email)
+        except (TransientError, PermanentError):
+            user = None  # Assignment is best effort; the next flush tries again.
+        if user is not None:
+            fields["assignee"], written["assignee"] = client.user_ref(user), want.assignee_email
+    return fields, written
+

@@ -1,0 +1,37 @@
+"""The integration log and dead letters: every decision of the sync leaves a row an operator
+can read, and work that cannot succeed by retrying is kept whole for a replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from jira_sync.remote import RemoteError
+from jira_sync.store.models import DeadLetter, LogEntry
+
+MAX_MESSAGE = 2000
+
+
+def log(session: Session, integration_id: int | None, action: str, decision: str, message: str,
+        *, link_id: int | None = None, level: str = "info", **details: Any) -> None:
+    session.add(LogEntry(integration_id=integration_id, link_id=link_id, action=action,
+                         decision=decision, message=message[:MAX_MESSAGE], level=level,
+                         details=details))
+
+
+def dead_letter(session: Session, kind: str, reason: str, *, integration_id: int | None = None,
+                link_id: int | None = None, inbox_id: int | None = None,
+                payload: dict[str, Any] | None = None, request: dict[str, Any] | None = None,
+                error: RemoteError | None = None) -> DeadLetter:
+    response = None
+    if error is not None:
+        response = {"status": error.status, "body": error.body}
+    letter = DeadLetter(kind=kind, reason=reason[:MAX_MESSAGE], integration_id=integration_id,
+                        link_id=link_id, inbox_id=inbox_id, payload=payload, request=request,
+                        response=response)
+    session.add(letter)
+    session.flush()
+    log(session, integration_id, kind, "dead_letter", reason, link_id=link_id, level="error",
+        dead_letter_id=letter.id)
+    return letter

@@ -1,0 +1,56 @@
+"""Per-link serialisation: a lease on the link row, taken by a conditional UPDATE.
+
+A lease rather than a transaction held open: no database transaction may stay open across
+a Jira call, and a lease whose holder died simply expires, after which the sweep hands the
+link to another worker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from jira_sync.store.models import IssueLink
+from jira_sync.store.types import utcnow
+
+
+def new_owner() -> str:
+    """Unique per flush: two flushes in one process must not share a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def acquire(session: Session, link_ids: Iterable[int], owner: str, seconds: float) -> list[int]:
+    """Lease the free links among ``link_ids``; returns the ids now held by ``owner``."""
+    ids = list(link_ids)
+    if not ids:
+        return []
+    now = utcnow()
+    session.execute(
+        update(IssueLink)
+        .where(IssueLink.id.in_(ids),
+               or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now))
+        .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False))
+    return list(session.scalars(select(IssueLink.id).where(
+        IssueLink.id.in_(ids), IssueLink.lease_owner == owner)))
+
+
+def holds(session: Session, link_ids: Iterable[int], owner: str) -> list[int]:
+    """The links among ``link_ids`` still leased by ``owner`` (a lease may have expired and
+    been taken over while a slow call ran)."""
+    return list(session.scalars(select(IssueLink.id).where(
+        IssueLink.id.in_(list(link_ids)), IssueLink.lease_owner == owner)))
+
+
+def release(session: Session, link_ids: Iterable[int], owner: str) -> None:
+    session.execute(
+        update(IssueLink)
+        .where(IssueLink.id.in_(list(link_ids)), IssueLink.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False))

@@ -1,0 +1,37 @@
+"""The sweep beat runs: work a lost worker left behind, found without waiting for the broker.
+
+Redis redelivers an unacknowledged message only after its visibility timeout (an hour), and a
+countdown task dies with the worker that held it. So the state in the database is the truth:
+a link whose flush is overdue, whose parked retry is overdue, or whose lease expired with its
+holder is flushed again, and events held for a tenant without an integration are applied
+once one exists.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from jira_sync.store.models import IssueLink
+from jira_sync.store.types import utcnow
+from jira_sync.sync.state import BLOCKED, FAILED, FINAL_STATES
+
+SWEEP_BATCH = 1000
+
+
+def overdue_links(session: Session, grace_seconds: float) -> list[int]:
+    """Links whose flush should have happened ``grace_seconds`` ago and is not running."""
+    now = utcnow()
+    late = now - timedelta(seconds=grace_seconds)
+    free = or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now)
+    return list(session.scalars(select(IssueLink.id).where(
+        # Blocked and failed links wait for a new event or a replay.
+        IssueLink.state.not_in((*FINAL_STATES, BLOCKED, FAILED)), free,
+        or_(IssueLink.due_at <= late,
+            and_(IssueLink.next_attempt_at.is_not(None), IssueLink.next_attempt_at <= late),
+            IssueLink.lease_owner.is_not(None),  # its holder died mid-flush
+            and_(IssueLink.jira_issue_id.is_(None), IssueLink.create_attempted_at.is_not(None),
+                 IssueLink.next_attempt_at.is_(None)))
+    ).order_by(IssueLink.id).limit(SWEEP_BATCH)))
