@@ -91,6 +91,8 @@ def _install_gate(app: Flask, sim: Simulator) -> None:
         call = g.get("call")
         if call is None:
             return response
+        if sim.config.reply_delay_ms and request.method != "GET":
+            time.sleep(sim.config.reply_delay_ms / 1000)
         fault: Fault | None = g.get("fault")
         if fault is not None:
             call["fault"] = "after" if fault.after else "before"

@@ -115,8 +115,8 @@ DEFAULT_WEBHOOK_EVENTS = (
 
 # Settings /_sim/config may change while the simulator runs.
 RUNTIME_SETTINGS = (
-    "fail_rate", "rate_limit", "index_lag_ms", "latency_ms", "webhook_url", "webhook_secret",
-    "webhook_order", "webhook_retry_delay_ms", "webhook_events", "comment_issue_updated",
+    "fail_rate", "rate_limit", "index_lag_ms", "latency_ms", "reply_delay_ms", "webhook_url",
+    "webhook_secret", "webhook_order", "webhook_retry_delay_ms", "webhook_events", "comment_issue_updated",
 )
 WEBHOOK_ORDERS = ("inorder", "shuffle", "duplicate")
 
@@ -130,6 +130,9 @@ class SimulatorConfig:
     fail_rate: float = 0.0  # fraction of /rest calls that fail, half of them after applying
     index_lag_ms: int = 1000  # a new issue becomes searchable this long after its creation
     latency_ms: int = 0
+    # Writes hold their answer this long after applying: the window in which a client that
+    # dies has changed Jira without knowing it (crash-recovery tests aim a kill into it).
+    reply_delay_ms: int = 0
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_order: str = "inorder"  # "inorder" | "shuffle" | "duplicate"
@@ -162,6 +165,6 @@ def validate_runtime(config: SimulatorConfig) -> None:
         raise ValueError("rate_limit must be positive (or None for unlimited)")
     if config.webhook_order not in WEBHOOK_ORDERS:
         raise ValueError(f"webhook_order must be one of {', '.join(WEBHOOK_ORDERS)}")
-    for name in ("index_lag_ms", "latency_ms", "webhook_retry_delay_ms"):
+    for name in ("index_lag_ms", "latency_ms", "reply_delay_ms", "webhook_retry_delay_ms"):
         if getattr(config, name) < 0:
             raise ValueError(f"{name} must not be negative")
