@@ -116,7 +116,8 @@ DEFAULT_WEBHOOK_EVENTS = (
 # Settings /_sim/config may change while the simulator runs.
 RUNTIME_SETTINGS = (
     "fail_rate", "rate_limit", "index_lag_ms", "latency_ms", "reply_delay_ms", "webhook_url",
-    "webhook_secret", "webhook_order", "webhook_retry_delay_ms", "webhook_events", "comment_issue_updated",
+    "webhook_secret", "webhook_order", "webhook_retry_delay_ms", "webhook_events",
+    "comment_issue_updated",
 )
 WEBHOOK_ORDERS = ("inorder", "shuffle", "duplicate")
 
