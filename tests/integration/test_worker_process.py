@@ -10,21 +10,11 @@ from jira_sync import publish_qalita_event
 from jira_sync.store.db import Database
 from jira_sync.store.models import DeadLetter, InboxEvent, QueueHeartbeat
 from jira_sync.store.types import utcnow
-from tests.support.processes import ServiceProcess, closed_port, run_cli
+from tests.support.processes import ServiceProcess, closed_port, run_cli, wait_until
 
 pytestmark = pytest.mark.integration
 QUEUES = ("jira_sync.qalita", "jira_sync.jira_inbound", "jira_sync.outbound",
           "jira_sync.maintenance")
-
-
-def wait_until(predicate, timeout: float = 30, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s")
 
 
 @pytest.fixture
