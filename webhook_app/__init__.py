@@ -6,7 +6,7 @@ from flask import Flask, abort, request
 
 from config.settings import Settings
 from jira_sync.store.db import Database
-from webhook_app import errors, health, metrics
+from webhook_app import errors, health, metrics, qalita_events
 
 
 def create_app(settings: Settings, database: Database | None = None) -> Flask:
@@ -25,5 +25,6 @@ def create_app(settings: Settings, database: Database | None = None) -> Flask:
             abort(413, f"request body over {settings.max_body_bytes} bytes")
 
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(qalita_events.blueprint)
     metrics.register(app)
     return app

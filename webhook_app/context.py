@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
 
 from config.settings import Settings
@@ -14,3 +16,8 @@ def settings() -> Settings:
 
 def database() -> Database:
     return current_app.extensions["jira_sync"]["database"]
+
+
+def extensions() -> dict[str, Any]:
+    """The app's own state, for what is built on first use (the sync context)."""
+    return current_app.extensions["jira_sync"]

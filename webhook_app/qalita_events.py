@@ -1,0 +1,108 @@
+"""``POST /api/v2/integrations/qalita/events``: QALITA events over HTTP (CONTRACT §3).
+
+The HTTP twin of the queue: the same validation and intake, but an HTTP sender gets its
+answer at once, so a rejected event is a 400 with the validation errors rather than a dead
+letter. 202 once the event is stored; 503 when it cannot be stored, so the sender retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from functools import cache
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
+
+from jira_sync import intake
+from jira_sync.broker import send_flushes, transport_options
+from jira_sync.crypto import SecretBox
+from jira_sync.events.qalita_event import MAX_EVENT_BYTES, InvalidEvent, parse_event
+from jira_sync.sync.context import SyncContext
+from webhook_app import context
+
+logger = logging.getLogger("webhook_app.qalita_events")
+blueprint = Blueprint("qalita_events", __name__)
+SIGNATURE_HEADER = "X-Qalita-Signature"
+# A failed publish must not hold the sender: the sweep finds the stored event's link anyway.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2,
+                        "interval_max": 0.3}
+
+
+@blueprint.post("/api/v2/integrations/qalita/events")
+def receive() -> ResponseReturnValue:
+    settings = context.settings()
+    secret = settings.qalita_events_secret
+    if not secret:
+        abort(401, "QALITA_EVENTS_SECRET is not set: this endpoint refuses every request "
+                   "until it is")
+    if (request.content_length or 0) > MAX_EVENT_BYTES:
+        abort(413, "an event may be at most 1 MiB")
+    body = request.get_data(cache=False)
+    if len(body) > MAX_EVENT_BYTES:
+        abort(413, "an event may be at most 1 MiB")
+    if not _signature_matches(secret, body, request.headers.get(SIGNATURE_HEADER, "")):
+        abort(401, f"{SIGNATURE_HEADER} is missing or does not match the body "
+                   "(expected sha256=<hex HMAC-SHA256 of the raw body>)")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        abort(400, "the body is not JSON")
+    try:
+        event = parse_event(payload)
+    except InvalidEvent as exc:
+        return jsonify(error="Bad Request", reason=exc.reason, errors=exc.errors), 400
+    sync = _sync_context()
+    if sync is None:
+        abort(503, "JIRA_SYNC_SECRET_KEY is not set")
+    try:
+        with context.database().unit_of_work() as session:
+            dues = intake.accept(session, sync, event, payload)
+    except SQLAlchemyError as exc:
+        logger.warning("cannot store QALITA event %s: %s", event.event_id, type(exc).__name__)
+        abort(503, "the event could not be stored; send it again")
+    try:
+        send_flushes(_producer(), dues)
+    except Exception as exc:  # Stored is what counts: the sweep schedules it instead.
+        logger.warning("stored QALITA event %s but could not schedule its flush (%s); "
+                       "the sweep will", event.event_id, type(exc).__name__)
+    return jsonify(status="accepted", event_id=event.event_id), 202
+
+
+def _signature_matches(secret: str, body: bytes, header: str) -> bool:
+    scheme, _, given = header.strip().partition("=")
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return scheme.lower() == "sha256" and hmac.compare_digest(given.strip().lower(), expected)
+
+
+def _sync_context() -> SyncContext | None:
+    settings = context.settings()
+    if not settings.secret_keys:
+        return None
+    extensions = context.extensions()
+    if "sync" not in extensions:
+        extensions["sync"] = SyncContext(
+            database=context.database(), box=SecretBox(settings.secret_keys),
+            debounce_seconds=settings.debounce_seconds, timings=settings.sync,
+            mapping_file=settings.mapping_file)
+    return extensions["sync"]
+
+
+@cache
+def _producer_for(broker_url: str, options_key: str) -> Any:
+    from celery import Celery
+
+    app = Celery("jira-sync-web", broker=broker_url, set_as_current=False)
+    app.conf.broker_transport_options = json.loads(options_key)
+    app.conf.task_publish_retry_policy = PUBLISH_RETRY_POLICY
+    return app
+
+
+def _producer() -> Any:
+    settings = context.settings()
+    return _producer_for(settings.broker_url,
+                         json.dumps(transport_options(settings), sort_keys=True))
