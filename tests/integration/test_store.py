@@ -86,28 +86,38 @@ def test_concurrent_bootstraps_give_one_integration(postgres_url, secret_key):
     database.dispose()
 
 
-def test_inbox_stores_each_event_id_once(database):
-    event = {"event_id": "e-1", "event_type": "issue.created", "tenant": "acme"}
-    with database.unit_of_work() as session:
-        first = intake.store_qalita_event(session, event)
-    with database.unit_of_work() as session:
-        again = intake.store_qalita_event(session, {**event, "event_type": "issue.updated"})
-    assert first.id == again.id
+def intake_context(database):
+    from cryptography.fernet import Fernet
+
+    from jira_sync.crypto import SecretBox
+    from jira_sync.sync.context import SyncContext
+
+    return SyncContext(database=database, box=SecretBox((Fernet.generate_key().decode(),)),
+                       debounce_seconds=0.0)
+
+
+def test_inbox_stores_each_event_id_once_and_holds_it_for_an_unserved_tenant(database):
+    from tests.support.sync import qalita_event
+
+    event = qalita_event(1, tenant="acme")
+    ctx = intake_context(database)
+    for _ in range(2):
+        with database.unit_of_work() as session:
+            assert intake.receive(session, ctx, event) == []
     with database.unit_of_work() as session:
         stored = session.scalars(select(InboxEvent)).one()
         assert (stored.tenant, stored.event_type, stored.state) == ("acme", "issue.created",
-                                                                    "received")
+                                                                    "waiting")
 
 
 @pytest.mark.parametrize(("event", "reason"), [
-    (["not", "an", "object"], "not a JSON object"),
-    ({"event_type": "issue.created"}, "event_id: required"),
-    ({"event_id": "x" * 256}, "event_id: required"),
+    (["not", "an", "object"], "must be a JSON object"),
+    ({"event_type": "issue.created"}, "event_id"),
+    ({"event_id": "x" * 256}, "event_id"),
 ])
-def test_unkeyable_events_become_dead_letters_with_a_reason(database, event, reason):
+def test_invalid_events_become_dead_letters_with_a_reason(database, event, reason):
     with database.unit_of_work() as session:
-        letter = intake.store_qalita_event(session, event)
-    assert isinstance(letter, DeadLetter)
+        intake.receive(session, intake_context(database), event)
     with database.unit_of_work() as session:
         stored = session.scalars(select(DeadLetter)).one()
         assert reason in stored.reason and stored.kind == "invalid_event"
