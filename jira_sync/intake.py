@@ -23,7 +23,7 @@ from jira_sync.sync.journal import dead_letter, log
 from jira_sync.sync.state import Due, apply_event
 
 QALITA = "qalita"
-RECEIVED, WAITING, PROCESSED = "received", "waiting", "processed"
+WAITING, PROCESSED = "waiting", "processed"
 PUMP_BATCH = 500
 
 
@@ -42,47 +42,54 @@ def receive(session: Session, ctx: SyncContext, payload: Any) -> list[Due]:
 def accept(session: Session, ctx: SyncContext, event: QalitaEvent,
            payload: dict[str, Any]) -> list[Due]:
     """Store a valid event (once per ``event_id``) and apply it when its tenant is served."""
+    integration = _serving(session, event.tenant)
     inbox_id = session.scalar(insert(session, InboxEvent).values(
         source=QALITA, dedupe_key=event.event_id, tenant=event.tenant,
-        event_type=event.event_type, payload=payload, state=RECEIVED, attempts=0,
-        received_at=utcnow(),
+        event_type=event.event_type, payload=payload, attempts=1, received_at=utcnow(),
+        state=PROCESSED if integration else WAITING,
+        integration_id=integration.id if integration else None,
+        processed_at=utcnow() if integration else None,
     ).on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
         .returning(InboxEvent.id))
     if inbox_id is None:
         log(session, None, event.event_type, "duplicate",
             f"event {event.event_id} was already received", event_id=event.event_id)
         return []
-    inbox = session.get(InboxEvent, inbox_id)
-    assert inbox is not None
-    return _process(session, ctx, inbox, event)
+    if integration is None:
+        _log_waiting(session, event)
+        return []
+    due = apply_event(session, integration, ctx.mappings(integration), event,
+                      ctx.debounce_seconds)
+    return [due] if due else []
 
 
 def pump_waiting(session: Session, ctx: SyncContext) -> list[Due]:
     """Apply held events whose tenant now has an enabled integration, oldest first."""
     served = select(Integration.tenant).where(Integration.enabled.is_(True))
     rows = session.scalars(select(InboxEvent).where(
-        InboxEvent.source == QALITA, InboxEvent.state.in_((WAITING, RECEIVED)),
+        InboxEvent.source == QALITA, InboxEvent.state == WAITING,
         InboxEvent.tenant.in_(served)).order_by(InboxEvent.id).limit(PUMP_BATCH)
         .with_for_update(skip_locked=True)).all()
     dues: list[Due] = []
     for inbox in rows:
-        dues += _process(session, ctx, inbox, parse_event(inbox.payload))
+        event = parse_event(inbox.payload)
+        integration = _serving(session, event.tenant)
+        assert integration is not None  # selected for that
+        due = apply_event(session, integration, ctx.mappings(integration), event,
+                          ctx.debounce_seconds)
+        dues += [due] if due else []
+        inbox.state, inbox.integration_id, inbox.processed_at = (
+            PROCESSED, integration.id, utcnow())
+        inbox.attempts += 1
     return dues
 
 
-def _process(session: Session, ctx: SyncContext, inbox: InboxEvent,
-             event: QalitaEvent) -> list[Due]:
-    integration = session.scalar(select(Integration).where(
-        Integration.tenant == event.tenant, Integration.enabled.is_(True)))
-    inbox.attempts += 1
-    if integration is None:
-        if inbox.state != WAITING:
-            inbox.state = WAITING
-            log(session, None, event.event_type, "waiting",
-                f"no enabled integration serves tenant {event.tenant!r}; the event waits",
-                event_id=event.event_id)
-        return []
-    due = apply_event(session, integration, ctx.mappings(integration), event,
-                      ctx.debounce_seconds)
-    inbox.state, inbox.integration_id, inbox.processed_at = PROCESSED, integration.id, utcnow()
-    return [due] if due else []
+def _serving(session: Session, tenant: str) -> Integration | None:
+    return session.scalar(select(Integration).where(
+        Integration.tenant == tenant, Integration.enabled.is_(True)))
+
+
+def _log_waiting(session: Session, event: QalitaEvent) -> None:
+    log(session, None, event.event_type, "waiting",
+        f"no enabled integration serves tenant {event.tenant!r}; the event waits",
+        event_id=event.event_id)

@@ -30,6 +30,7 @@ from jira_sync.sync.outbound import (
     finish,
     journal,
     park,
+    persist,
     resolve_user,
     rich_text,
 )
@@ -152,13 +153,15 @@ def _adopt_attempted(ctx: SyncContext, client: JiraClient, mapping: Mapping,
 
 
 def _hold(ctx: SyncContext, work: Work, until: Any) -> None:
-    with ctx.database.unit_of_work() as session:
-        session.execute(update(IssueLink).where(IssueLink.id == work.link_id).values(
-            next_attempt_at=until))
-        leases.release(session, [work.link_id], work.owner)
     journal(ctx, work, "create", "waiting_for_index",
             f"an earlier create attempt is not searchable yet; looking again at "
             f"{until.isoformat()}")
+    with ctx.database.unit_of_work() as session:
+        link = session.get(IssueLink, work.link_id)
+        if link is not None:
+            persist(session, work, link)
+            link.next_attempt_at = until
+        leases.release(session, [work.link_id], work.owner)
 
 
 def _create_chunk(ctx: SyncContext, client: JiraClient, mapping: Mapping, project: str,
@@ -241,14 +244,14 @@ def _wanted_status(ctx: SyncContext, work: Work) -> str | None:
 
 
 def _linked(ctx: SyncContext, work: Work, decision: str, message: str) -> None:
+    journal(ctx, work, "create", decision, message, jira_issue=work.jira_issue_key)
     with ctx.database.unit_of_work() as session:
         link = session.get(IssueLink, work.link_id)
         if link is None:
             return
+        persist(session, work, link)
         link.jira_issue_id, link.jira_issue_key = work.jira_issue_id, work.jira_issue_key
-        link.written, link.managed_labels = work.written, work.managed_labels
         link.state, link.state_reason = LINKED, None
-    journal(ctx, work, "create", decision, message, jira_issue=work.jira_issue_key)
 
 
 def _create_fields(ctx: SyncContext, client: JiraClient, mapping: Mapping, project: str,

@@ -88,6 +88,9 @@ class Work:
     create_attempted_at: datetime | None
     written: dict[str, Any] = field(default_factory=dict)
     managed_labels: list[str] = field(default_factory=list)
+    comments: list[CommentLink] = field(default_factory=list)
+    # Log rows written with the next save, so the log and the link's state commit together.
+    notes: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def marker(self) -> str:
@@ -110,51 +113,51 @@ def flush_link(ctx: SyncContext, link_id: int) -> list[Due]:
     """Flush one link; returns the flushes to schedule next (parked retries, follow-ups)."""
     from jira_sync.sync import creates  # creates builds on this module
 
+    owner = leases.new_owner()
     with ctx.database.unit_of_work() as session:
         link = session.get(IssueLink, link_id)
         if link is None or link.state in FINAL_STATES:
             return []
-        needs_create = (link.jira_issue_id is None and link.desired is not None
-                        and not link.desired.get("deleted"))
-        group = (link.integration_id, link.jira_project_key)
-    if needs_create:
+        if link.jira_issue_id is None and link.desired is not None \
+                and not link.desired.get("deleted"):
+            group = (link.integration_id, link.jira_project_key)
+            work = None
+        else:
+            work, later = _lease_work(ctx, session, link, owner)
+            if work is None:
+                return later
+    if work is None:
         return creates.flush_creates(ctx, group[0], group[1], link_id)
-    return _flush_existing(ctx, link_id)
-
-
-def lease_one(ctx: SyncContext, session: Session, link_id: int,
-              owner: str) -> tuple[IssueLink | None, list[Due]]:
-    """Lease the link for this flush, or say when to look again."""
-    now = utcnow()
-    link = session.get(IssueLink, link_id)
-    if link is None or link.state in FINAL_STATES:
-        return None, []
-    if not leases.acquire(session, [link_id], owner, ctx.timings.lease_seconds):
-        session.refresh(link)
-        until = link.lease_expires_at or now
-        wait = min(max((until - now).total_seconds(), 0.2), BUSY_RETRY_SECONDS)
-        return None, [Due(link_id, now + timedelta(seconds=wait))]
-    session.refresh(link)
-    if link.next_attempt_at is not None and link.next_attempt_at > now:
-        leases.release(session, [link_id], owner)
-        return None, [Due(link_id, link.next_attempt_at)]
-    link.due_at = None
-    return link, []
-
-
-def _flush_existing(ctx: SyncContext, link_id: int) -> list[Due]:
-    owner = leases.new_owner()
-    with ctx.database.unit_of_work() as session:
-        link, later = lease_one(ctx, session, link_id, owner)
-        if link is None:
-            return later
-        integration = session.get(Integration, link.integration_id)
-        assert integration is not None
-        session.expunge(integration)
-        work = Work.of(link, owner, integration)
     client = ctx.client(work.integration)
     mapping = ctx.mappings(work.integration).for_project(work.project_key or "")
     return run_guarded(ctx, work, lambda: _sync_existing(ctx, client, mapping, work))
+
+
+def _lease_work(ctx: SyncContext, session: Session, link: IssueLink,
+                owner: str) -> tuple[Work | None, list[Due]]:
+    """Lease the link for this flush and detach what the flush needs, or say when to look
+    again."""
+    now = utcnow()
+    if not leases.acquire(session, [link.id], owner, ctx.timings.lease_seconds):
+        session.refresh(link)
+        until = link.lease_expires_at or now
+        wait = min(max((until - now).total_seconds(), 0.2), BUSY_RETRY_SECONDS)
+        return None, [Due(link.id, now + timedelta(seconds=wait))]
+    session.refresh(link)
+    if link.next_attempt_at is not None and link.next_attempt_at > now:
+        leases.release(session, [link.id], owner)
+        return None, [Due(link.id, link.next_attempt_at)]
+    link.due_at = None
+    integration = session.get(Integration, link.integration_id)
+    assert integration is not None
+    work = Work.of(link, owner, integration)
+    work.comments = list(session.scalars(select(CommentLink).where(
+        CommentLink.link_id == link.id, CommentLink.origin == "qalita",
+        CommentLink.state.in_((C_PENDING, C_POSTED, C_DELETING))).order_by(CommentLink.id)))
+    session.expunge(integration)
+    for row in work.comments:
+        session.expunge(row)
+    return work, []
 
 
 def run_guarded(ctx: SyncContext, work: Work, step: Callable[[], str | None]) -> list[Due]:
@@ -223,12 +226,13 @@ def update_issue(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: W
         client.edit_issue(issue, fields=fields or None,
                           update={"labels": operations} if operations else None)
         work.written, work.managed_labels = written, sorted(wanted | {work.marker})
-        save_progress(ctx, work)
         journal(ctx, work, "edit", "applied",
                 f"edited {work.jira_issue_key}: {', '.join(sorted(fields)) or 'labels'}"
                 + (f" (labels {len(operations)} changes)" if operations and fields else ""))
     else:
         journal(ctx, work, "edit", "unchanged", f"{work.jira_issue_key} already in step")
+    if want.status_category not in (None, work.written.get("status")):
+        save_progress(ctx, work)  # the edit is not repeated if the workflow fails
     move_status(ctx, client, mapping, work, want.status_category)
 
 
@@ -256,13 +260,7 @@ def sync_comments(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: 
     """Post, edit and delete the QALITA comments of the link, each at most once."""
     issue = work.jira_issue_id
     assert issue is not None
-    with ctx.database.unit_of_work() as session:
-        rows = session.scalars(select(CommentLink).where(
-            CommentLink.link_id == work.link_id, CommentLink.origin == "qalita",
-            CommentLink.state.in_((C_PENDING, C_POSTED, C_DELETING)))
-            .order_by(CommentLink.id)).all()
-        for row in rows:
-            session.expunge(row)
+    rows = work.comments
     existing: list[dict[str, Any]] | None = None
 
     def find(comment_id: int) -> dict[str, Any] | None:
@@ -396,18 +394,25 @@ def save_progress(ctx: SyncContext, work: Work, **values: Any) -> None:
     """Record what now holds in Jira at once, so a later failure never repeats it."""
     with ctx.database.unit_of_work() as session:
         link = session.get(IssueLink, work.link_id)
-        if link is None:
-            return
-        link.written, link.managed_labels = work.written, work.managed_labels
-        for name, value in values.items():
-            setattr(link, name, value)
+        if link is not None:
+            persist(session, work, link)
+            for name, value in values.items():
+                setattr(link, name, value)
+
+
+def persist(session: Session, work: Work, link: IssueLink) -> None:
+    """What the flush wrote so far, and its log rows, into the session's transaction."""
+    link.written, link.managed_labels = work.written, work.managed_labels
+    for action, decision, message, details in work.notes:
+        log(session, work.integration.id, action, decision, message, link_id=work.link_id,
+            **details)
+    work.notes.clear()
 
 
 def journal(ctx: SyncContext, work: Work, action: str, decision: str, message: str,
             **details: Any) -> None:
-    with ctx.database.unit_of_work() as session:
-        log(session, work.integration.id, action, decision, message, link_id=work.link_id,
-            **details)
+    """Note a decision; it is logged with the next save of the link."""
+    work.notes.append((action, decision, message, details))
 
 
 def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: str | None = None,
@@ -418,6 +423,7 @@ def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: st
         link = session.get(IssueLink, work.link_id)
         if link is None:
             return []
+        persist(session, work, link)
         if link.state not in FINAL_STATES:
             if state is not None:
                 link.state, link.state_reason = state, reason
@@ -449,6 +455,7 @@ def park(ctx: SyncContext, work: Work, error: TransientError) -> list[Due]:
         link = session.get(IssueLink, work.link_id)
         if link is None:
             return []
+        persist(session, work, link)
         link.attempts += 1
         link.first_failure_at = link.first_failure_at or now
         age = (now - link.first_failure_at).total_seconds()
@@ -476,6 +483,7 @@ def fail(ctx: SyncContext, work: Work, error: RemoteError) -> list[Due]:
         leases.release(session, [work.link_id], work.owner)
         if link is None:
             return []
+        persist(session, work, link)
         letter_for(session, work, error, "jira_rejected", error.reason)
         link.state, link.state_reason = FAILED, error.reason
     return []
