@@ -11,6 +11,7 @@ from jira_sync.store.db import Database
 from jira_sync.store.models import DeadLetter, InboxEvent, QueueHeartbeat
 from jira_sync.store.types import utcnow
 from tests.support.processes import ServiceProcess, closed_port, run_cli, wait_until
+from tests.support.sync import qalita_event
 
 pytestmark = pytest.mark.integration
 QUEUES = ("jira_sync.qalita", "jira_sync.jira_inbound", "jira_sync.outbound",
@@ -33,7 +34,8 @@ def test_a_worker_consumes_from_every_queue_and_stops_cleanly(service_env, tmp_p
         sent_at = utcnow().isoformat()
         for queue in QUEUES:
             producer.send_task("jira_sync.ping", args=(queue, sent_at), queue=queue)
-        publish_qalita_event({"event_id": "ev-1"}, broker_url=service_env["JIRA_SYNC_BROKER_URL"])
+        publish_qalita_event({**qalita_event(1), "event_id": "ev-1"},
+                             broker_url=service_env["JIRA_SYNC_BROKER_URL"])
         producer.send_task("jira_sync.qalita_event", args=("garbage",),
                            queue="jira_sync.qalita")
         database = Database(postgres_url)
