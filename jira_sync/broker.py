@@ -8,13 +8,15 @@ embedded file-system broker of the demo. Celery is imported only inside the func
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from config.settings import Settings, var_dir
-from jira_sync.store.types import utcnow
-from jira_sync.sync.state import Due
+from config.settings import var_dir
+
+if TYPE_CHECKING:
+    from jira_sync.sync.state import Due
 
 FLUSH_TASK = "jira_sync.flush_link"
 OUTBOUND_QUEUE = "jira_sync.outbound"
@@ -25,8 +27,8 @@ VISIBILITY_TIMEOUT_SECONDS = 3600
 BROKER_SOCKET_TIMEOUT_SECONDS = 10
 
 
-def transport_options(settings: Settings) -> dict[str, Any]:
-    scheme = urlsplit(settings.broker_url).scheme
+def transport_options(broker_url: str) -> dict[str, Any]:
+    scheme = urlsplit(broker_url).scheme
     if scheme in ("redis", "rediss"):
         return {
             "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
@@ -38,7 +40,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
         }
     if scheme == "filesystem":
         # The embedded broker of the demo: the URL path is the spool folder.
-        folder = Path(urlsplit(settings.broker_url).path or var_dir() / "broker")
+        folder = Path(urlsplit(broker_url).path or var_dir() / "broker")
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
@@ -56,7 +58,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
 def send_flushes(app: Any, dues: Iterable[Due]) -> None:
     """Schedule each flush at its time; one further than the countdown cap is sent at the cap
     and parks itself again (the flush re-reads ``next_attempt_at``)."""
-    now = utcnow()
+    now = datetime.now(UTC)
     for due in dues:
         countdown = min(max((due.at - now).total_seconds(), 0.0), MAX_COUNTDOWN_SECONDS)
         app.send_task(FLUSH_TASK, args=(due.link_id,), queue=OUTBOUND_QUEUE,

@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from config.settings import DEFAULT_BROKER_URL
+from jira_sync.broker import transport_options
 
 QALITA_EVENT_TASK = "jira_sync.qalita_event"
 QALITA_QUEUE = "jira_sync.qalita"
@@ -26,6 +27,9 @@ def publish_qalita_event(event: dict[str, Any], broker_url: str | None = None) -
 
     url = broker_url or os.environ.get("JIRA_SYNC_BROKER_URL") or DEFAULT_BROKER_URL
     app = Celery("qalita-producer", broker=url, set_as_current=False)
+    # The same transport options as the worker, or a filesystem broker (the demo's) would
+    # spool into the current directory instead of the folders the worker reads.
+    app.conf.broker_transport_options = transport_options(url)
     try:
         return app.send_task(QALITA_EVENT_TASK, args=(event,), queue=QALITA_QUEUE).id
     finally:

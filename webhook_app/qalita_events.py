@@ -105,4 +105,4 @@ def _producer_for(broker_url: str, options_key: str) -> Any:
 def _producer() -> Any:
     settings = context.settings()
     return _producer_for(settings.broker_url,
-                         json.dumps(transport_options(settings), sort_keys=True))
+                         json.dumps(transport_options(settings.broker_url), sort_keys=True))

@@ -40,7 +40,7 @@ def route(name: str, *_: Any, **__: Any) -> dict[str, str] | None:
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("jira_sync", set_as_current=True)
-    options = transport_options(settings)
+    options = transport_options(settings.broker_url)
     app.conf.update(
         broker_url=settings.broker_url,
         broker_transport_options=options,

@@ -40,8 +40,8 @@ READY_TIMEOUT_SECONDS = 90
 SIMULATOR_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 20
 PROCESSES = ("web", "worker", "beat")
-# Tried first, so the simulators keep their address from run to run when these are free.
-SIMULATOR_PORTS = {"jira": 8081, "qalita": 8082}
+SIMULATORS = ("jira-simulator", "qalita-simulator")
+SIMULATOR_ATTEMPTS = 3
 # The integration every process upserts (CONTRACT §7 simulator defaults), and timings short
 # enough to watch.
 DEMO_INTEGRATION = {
@@ -72,14 +72,15 @@ def demo_environment(base: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def integration_environment(env: dict[str, str], jira_url: str,
-                            qalita_url: str) -> dict[str, str]:
-    """The integration with the simulators, wherever the environment does not say otherwise."""
+def integration_environment(env: dict[str, str], jira_url: str | None = None,
+                            qalita_url: str | None = None) -> dict[str, str]:
+    """The integration with the simulators (their URLs once they run), wherever the
+    environment does not say otherwise."""
     env = dict(env)
-    env.setdefault("JIRA_BASE_URL", jira_url)
-    env.setdefault("QALITA_API_URL", qalita_url)
-    for name, value in DEMO_INTEGRATION.items():
-        env.setdefault(name, value)
+    for name, value in (("JIRA_BASE_URL", jira_url), ("QALITA_API_URL", qalita_url),
+                        *DEMO_INTEGRATION.items()):
+        if value is not None:
+            env.setdefault(name, value)
     return env
 
 
@@ -99,41 +100,14 @@ def fresh_state(base: dict[str, str]) -> list[str]:
     return removed
 
 
-def pick_port(preferred: int, taken: set[int]) -> int:
-    """``preferred`` when it is free, else any free port."""
-    for candidate in (preferred, 0):
-        if candidate in taken:
-            continue
+def free_port(taken: set[int]) -> int:
+    """A local port nothing listens on now (bound and released), not among ``taken``."""
+    while True:
         with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise click.ClickException("no free port for the simulators")
-
-
-def producer_workdir(settings: Settings) -> Path | None:
-    """Where the QALITA simulator runs, so its events reach a filesystem broker.
-
-    ``publish_qalita_event`` opens the broker without transport options, and kombu's
-    filesystem transport then uses the folders data_in, data_out, control and processed of
-    the current directory: these links point them at the spool the worker reads.
-    """
-    from jira_sync.broker import transport_options
-
-    options = transport_options(settings)
-    if "data_folder_in" not in options:
-        return None
-    workdir = var_dir() / "qalita-simulator"
-    workdir.mkdir(parents=True, exist_ok=True)
-    for name, option in (("data_in", "data_folder_in"), ("data_out", "data_folder_out"),
-                         ("control", "control_folder"), ("processed", "processed_folder")):
-        link = workdir / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(options[option], target_is_directory=True)
-    return workdir
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            return port
 
 
 def _kept(path: Path, make: Callable[[], str]) -> str:
@@ -149,27 +123,37 @@ class Processes:
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
 
-    def start(self, name: str, *command: str, cwd: Path | None = None) -> None:
+    def start(self, name: str, *command: str) -> None:
         """Start ``jira-sync <command>`` (``jira-sync <name>`` by default), logging to
         ``<name>.log``."""
         log = (self.log_dir / f"{name}.log").open("ab")
         self._logs.append(log)
         self.running[name] = subprocess.Popen(
             [sys.executable, "-m", "jira_sync", *(command or (name,))], env=self.env,
-            cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
 
     def exited(self) -> list[str]:
         return [name for name, proc in self.running.items() if proc.poll() is not None]
 
-    def stop(self) -> None:
+    def stop(self, last: tuple[str, ...] = ()) -> None:
+        """Stop every process, the ones named in ``last`` once the others are gone (the
+        simulators outlive the worker, so flushes in flight end quickly)."""
+        first = [name for name in self.running if name not in last]
+        for group in (first, [name for name in self.running if name in last]):
+            self._stop({name: self.running[name] for name in group})
+        for log in self._logs:
+            log.close()
+
+    @staticmethod
+    def _stop(group: dict[str, subprocess.Popen[bytes]]) -> None:
         # The main process only: Celery and gunicorn shut their own children down in order;
         # signalling the whole group at once can leave a worker waiting on dead children.
-        for proc in self.running.values():
+        for proc in group.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        for name, proc in self.running.items():
+        for name, proc in group.items():
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -178,13 +162,10 @@ class Processes:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        for log in self._logs:
-            log.close()
 
 
-def _wait_ready(url: str, processes: Processes, what: str = "web",
-                timeout: float = READY_TIMEOUT_SECONDS) -> object:
-    deadline = time.monotonic() + timeout
+def _wait_ready(url: str, processes: Processes) -> dict[str, object]:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     last: object = "no answer yet"
     while time.monotonic() < deadline:
         if processes.exited():
@@ -201,7 +182,30 @@ def _wait_ready(url: str, processes: Processes, what: str = "web",
         except (urllib.error.URLError, OSError) as exc:
             last = exc
         time.sleep(0.2)
-    raise click.ClickException(f"{what} not ready after {timeout:.0f}s: {last}")
+    raise click.ClickException(f"web not ready after {READY_TIMEOUT_SECONDS}s: {last}")
+
+
+def _start_simulator(processes: Processes, name: str, command: Callable[[int], tuple[str, ...]],
+                     taken: set[int]) -> str:
+    """Start a simulator on a free port and return its URL once it answers. Another program
+    may take the port between the check and the simulator's bind: then try another."""
+    for _attempt in range(SIMULATOR_ATTEMPTS):
+        port = free_port(taken)
+        processes.start(name, *command(port))
+        url = f"http://127.0.0.1:{port}"
+        proc = processes.running[name]
+        deadline = time.monotonic() + SIMULATOR_TIMEOUT_SECONDS
+        while proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{url}/_sim/issues", timeout=2):
+                    taken.add(port)
+                    return url
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise click.ClickException(f"the {name} did not answer on {url} in "
+                                               f"{SIMULATOR_TIMEOUT_SECONDS}s") from None
+                time.sleep(0.1)
+    raise click.ClickException(f"the {name} did not start; see var/log/{name}.log")
 
 
 def _probe_queues(database_url: str, processes: Processes) -> dict[str, float]:
@@ -237,11 +241,7 @@ def demo() -> None:
     them, then keep everything running until Ctrl-C."""
     base = dict(os.environ)
     removed = fresh_state(base)
-    env = demo_environment(base)
-    jira_port = pick_port(SIMULATOR_PORTS["jira"], {_web_port(env)})
-    qalita_port = pick_port(SIMULATOR_PORTS["qalita"], {_web_port(env), jira_port})
-    jira_url, qalita_url = f"http://127.0.0.1:{jira_port}", f"http://127.0.0.1:{qalita_port}"
-    env = integration_environment(env, jira_url, qalita_url)
+    env = integration_environment(demo_environment(base))
     os.environ.update(env)  # This process publishes the probe with the same settings.
     from jira_sync.cli.common import load_settings
     from jira_sync.store import migrate
@@ -256,13 +256,21 @@ def demo() -> None:
 
     processes = Processes(env, log_dir)
     stop = _install_stop_handlers()
+    click.echo("jira-sync demo: starting the Jira and QALITA simulators, web, worker and beat")
     try:
-        processes.start("jira-simulator", "simulate", "jira", "--port", str(jira_port))
-        processes.start("qalita-simulator", "simulate", "qalita", "--port", str(qalita_port),
-                        "--broker-url", settings.broker_url, "--tenant", settings.tenant,
-                        cwd=producer_workdir(settings))
-        for what, url in (("Jira simulator", jira_url), ("QALITA simulator", qalita_url)):
-            _wait_ready(f"{url}/_sim/issues", processes, what, SIMULATOR_TIMEOUT_SECONDS)
+        taken = {settings.web_port}
+        jira_url = _start_simulator(
+            processes, SIMULATORS[0], lambda port: ("simulate", "jira", "--port", str(port)),
+            taken)
+        qalita_url = _start_simulator(
+            processes, SIMULATORS[1],
+            lambda port: ("simulate", "qalita", "--port", str(port), "--broker-url",
+                          settings.broker_url, "--tenant", settings.tenant),
+            taken)
+        # Web, worker and beat each upsert the integration with the simulators.
+        processes.env = integration_environment(env, jira_url, qalita_url)
+        os.environ.update(processes.env)
+        settings = load_settings(needs_secret_key=True)
         for name in PROCESSES:
             processes.start(name)
         base_url = f"http://{settings.web_host}:{settings.web_port}"
@@ -270,14 +278,19 @@ def demo() -> None:
         click.echo(f"jira-sync demo is up ({datetime.now():%H:%M:%S})")
         for queue, seconds in _probe_queues(settings.database_url, processes).items():
             click.echo(f"  probe task through {queue:24} processed after {seconds * 1000:.0f} ms")
-        if not stop:
+        if processes.env["JIRA_BASE_URL"] != jira_url:
+            click.echo(f"\nJIRA_BASE_URL is set to {processes.env['JIRA_BASE_URL']}: the "
+                       "scenario only ever runs against the Jira simulator, so it is skipped")
+        elif not stop:
             _play(settings, jira_url, qalita_url,
                   interrupted=lambda: bool(stop or processes.exited()))
+        if stop:
+            return
         click.echo(f"""
   web       {base_url}  (/healthz, /readyz, /metrics)
   worker    consuming every queue; log {log_dir / 'worker.log'}
   beat      periodic sweeps; log {log_dir / 'beat.log'}
-  jira      {jira_url}  Jira simulator (Cloud, project DATA); issues as stored: /_sim/issues
+  jira      {jira_url}  Jira simulator (Cloud); issues as stored: /_sim/issues
   qalita    {qalita_url}  QALITA simulator; /_sim/issues plays a QALITA user
   database  {settings.database_url}
   broker    {settings.broker_url}
@@ -291,14 +304,9 @@ Press Ctrl-C to stop everything.""")
             raise click.ClickException(f"{', '.join(processes.exited())} stopped unexpectedly;"
                                        f" see {log_dir}")
     finally:
-        click.echo("stopping the simulators, web, worker and beat ...")
-        processes.stop()
+        click.echo("stopping web, worker, beat and the simulators ...")
+        processes.stop(last=SIMULATORS)
         click.echo("stopped.")
-
-
-def _web_port(env: dict[str, str]) -> int:
-    raw = env.get("JIRA_SYNC_WEB_PORT", "").strip()
-    return int(raw) if raw.isdigit() else 8080
 
 
 def _play(settings: Settings, jira_url: str, qalita_url: str,
@@ -314,8 +322,8 @@ def _play(settings: Settings, jira_url: str, qalita_url: str,
         issues = scenario.scenario_issues(scenario.first_issue_id(database, settings.tenant))
         deadline = time.monotonic() + scenario.SYNC_TIMEOUT_SECONDS
         try:
-            click.echo(f"\nQALITA: a rule run raises {len(issues)} issues (each change is "
-                       "published on the broker as a QALITA event)")
+            click.echo(f"\nQALITA: {len(issues)} data-quality issues are raised (each change "
+                       "is published on the broker as a QALITA event)")
             scenario.raise_issues(qalita, issues)
             click.echo("jira-sync: creating them in Jira (QALITA id → Jira key, version)")
             if scenario.wait_in_step(database, qalita, progress, deadline, interrupted):

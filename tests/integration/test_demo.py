@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 def processes_in(directory: Path) -> list[int]:
-    """Processes running in ``directory`` or below it (the QALITA simulator runs in var/)."""
+    """Processes running in ``directory`` or below it."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
