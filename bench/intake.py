@@ -60,7 +60,7 @@ def _drain(command: list[str], env: dict[str, str], publish: Callable[[], None],
 
 
 def run() -> dict[str, float]:
-    events = [_event(n) for n in range(EVENTS)]
+    events = [_event(n) for n in range(1, EVENTS + 1)]
     with postgres_database() as database_url, redis_database() as broker_url:
         env = {**os.environ, "BENCH_BROKER_URL": broker_url,
                "JIRA_SYNC_DATABASE_URL": database_url, "JIRA_SYNC_BROKER_URL": broker_url,

@@ -9,9 +9,11 @@ exists (``pump_waiting``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from jira_sync.events.qalita_event import InvalidEvent, QalitaEvent, parse_event
@@ -22,9 +24,33 @@ from jira_sync.sync.context import SyncContext
 from jira_sync.sync.journal import dead_letter, log
 from jira_sync.sync.state import Due, apply_event
 
+logger = logging.getLogger("jira_sync.intake")
 QALITA = "qalita"
 WAITING, PROCESSED = "waiting", "processed"
 PUMP_BATCH = 500
+
+
+def receive_event(ctx: SyncContext, payload: Any) -> list[Due]:
+    """The queue path, in its own transaction, losing nothing.
+
+    A database that cannot be reached raises (the task is retried: the event must be stored
+    before the message is acknowledged); any other failure is a bug in handling this one
+    event, so the event becomes an ``intake_failed`` dead letter instead of being retried
+    forever or acknowledged and lost.
+    """
+    try:
+        with ctx.database.unit_of_work() as session:
+            return receive(session, ctx, payload)
+    except OperationalError:
+        raise
+    except Exception as exc:  # Kept as a dead letter; the traceback goes to the log.
+        logger.exception("QALITA event could not be processed; kept as a dead letter")
+        kept = payload if isinstance(payload, dict) else {"event": payload}
+        with ctx.database.unit_of_work() as session:
+            dead_letter(session, "intake_failed",
+                        f"processing failed: {type(exc).__name__}: {str(exc)[:500]}",
+                        payload=kept)
+        return []
 
 
 def receive(session: Session, ctx: SyncContext, payload: Any) -> list[Due]:
@@ -42,7 +68,7 @@ def receive(session: Session, ctx: SyncContext, payload: Any) -> list[Due]:
 def accept(session: Session, ctx: SyncContext, event: QalitaEvent,
            payload: dict[str, Any]) -> list[Due]:
     """Store a valid event (once per ``event_id``) and apply it when its tenant is served."""
-    integration = _serving(session, event.tenant)
+    integration = ctx.serving(session, event.tenant)
     inbox_id = session.scalar(insert(session, InboxEvent).values(
         source=QALITA, dedupe_key=event.event_id, tenant=event.tenant,
         event_type=event.event_type, payload=payload, attempts=1, received_at=utcnow(),
@@ -73,7 +99,8 @@ def pump_waiting(session: Session, ctx: SyncContext) -> list[Due]:
     dues: list[Due] = []
     for inbox in rows:
         event = parse_event(inbox.payload)
-        integration = _serving(session, event.tenant)
+        integration = session.scalar(select(Integration).where(
+            Integration.tenant == event.tenant, Integration.enabled.is_(True)))
         assert integration is not None  # selected for that
         due = apply_event(session, integration, ctx.mappings(integration), event,
                           ctx.debounce_seconds)
@@ -82,11 +109,6 @@ def pump_waiting(session: Session, ctx: SyncContext) -> list[Due]:
             PROCESSED, integration.id, utcnow())
         inbox.attempts += 1
     return dues
-
-
-def _serving(session: Session, tenant: str) -> Integration | None:
-    return session.scalar(select(Integration).where(
-        Integration.tenant == tenant, Integration.enabled.is_(True)))
 
 
 def _log_waiting(session: Session, event: QalitaEvent) -> None:

@@ -11,12 +11,20 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
+from sqlalchemy.exc import OperationalError
 
 from jira_sync.broker import send_flushes
 from worker import runtime
 from worker.celery_app import TASK_QUEUES, TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, app
 
 HOUSE_DEFAULTS: dict[str, Any] = {
+    # The database unreachable is worth waiting out: retried with backoff, for as long as it
+    # takes (a retry is a new message, published before this one is acknowledged).
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": None,
     "acks_late": True,
     "reject_on_worker_lost": True,
     "ignore_result": True,

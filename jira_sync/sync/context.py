@@ -13,6 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from config.settings import SyncTimings
 from jira_sync.crypto import SecretBox
 from jira_sync.jira.client import JiraClient, JiraSite
@@ -25,6 +28,9 @@ from jira_sync.store.models import Integration
 
 # How long what a project's create screen requires is trusted before it is read again.
 CREATE_META_TTL_SECONDS = 600.0
+# How long intake trusts which integration serves a tenant: one query less per event, and an
+# integration enabled or disabled takes effect within this.
+SERVING_TTL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,19 @@ class SyncContext:
     _mappings: dict[int, tuple[datetime, MappingSet]] = field(default_factory=dict)
     _create_meta: dict[tuple[int, str, str], tuple[float, list[RequiredField]]] = \
         field(default_factory=dict)
+    _serving: dict[str, tuple[float, Integration | None]] = field(default_factory=dict)
+
+    def serving(self, session: Session, tenant: str) -> Integration | None:
+        """The enabled integration of ``tenant`` (a detached, read-only copy), or None."""
+        cached = self._serving.get(tenant)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        integration = session.scalar(select(Integration).where(
+            Integration.tenant == tenant, Integration.enabled.is_(True)))
+        if integration is not None:
+            session.expunge(integration)
+        self._serving[tenant] = (time.monotonic() + SERVING_TTL_SECONDS, integration)
+        return integration
 
     def client(self, integration: Integration) -> JiraClient:
         cached = self._clients.get(integration.id)

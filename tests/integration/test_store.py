@@ -122,3 +122,31 @@ def test_invalid_events_become_dead_letters_with_a_reason(database, event, reaso
         stored = session.scalars(select(DeadLetter)).one()
         assert reason in stored.reason and stored.kind == "invalid_event"
         assert stored.payload
+
+
+def test_an_event_whose_processing_fails_is_kept_as_a_dead_letter(database, monkeypatch):
+    from tests.support.sync import Harness, qalita_event
+
+    Harness(database, "http://127.0.0.1:9", "cloud")  # an integration serves the tenant
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug in handling this event")
+
+    monkeypatch.setattr(intake, "apply_event", broken)
+    assert intake.receive_event(intake_context(database), qalita_event(1)) == []
+    with database.unit_of_work() as session:
+        letter = session.scalars(select(DeadLetter)).one()
+    assert letter.kind == "intake_failed" and "a bug in handling" in letter.reason
+    assert letter.payload["issue"]["id"] == 1
+
+
+def test_an_unreachable_database_raises_so_the_task_retries_instead_of_acknowledging():
+    from sqlalchemy.exc import OperationalError
+
+    from tests.support.processes import closed_port
+    from tests.support.sync import qalita_event
+
+    unreachable = Database(f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port()}/none")
+    with pytest.raises(OperationalError):
+        intake.receive_event(intake_context(unreachable), qalita_event(1))
+    unreachable.dispose()

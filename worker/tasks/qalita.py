@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from jira_sync import intake
 from jira_sync.publish import QALITA_EVENT_TASK
 from jira_sync.sync.state import Due
@@ -13,8 +11,8 @@ from worker import queues, runtime
 from worker.house import task
 
 
-@task(name=QALITA_EVENT_TASK, queue=queues.QALITA)
-def qalita_event(session: Session, event: Any) -> list[Due]:
+@task(name=QALITA_EVENT_TASK, queue=queues.QALITA, transactional=False)
+def qalita_event(event: Any) -> list[Due]:
     """Validate, store and fold the event into its link; the message is acknowledged only
     after that commits, and the link's flush is scheduled after it."""
-    return intake.receive(session, runtime.sync_context(), event)
+    return intake.receive_event(runtime.sync_context(), event)
