@@ -1,24 +1,24 @@
-"""``make bench``: run every benchmark, print its ratio against its in-run baseline."""
+"""``make bench``: run every benchmark, each against a baseline measured in the same run."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import intake
+from bench import intake, outbound
 
-BENCHMARKS = {"qalita intake into the inbox vs bare Celery drain": intake.run}
+
+def _intake() -> bool:
+    result = intake.run()
+    ok = result["ratio"] >= result["target"]
+    print(f"qalita intake into the inbox vs bare Celery drain: {result['subject_per_s']:.0f}/s "
+          f"vs baseline {result['baseline_per_s']:.0f}/s = {result['ratio']:.2f}x "
+          f"(target >= {result['target']:.2f}x) {'ok' if ok else 'BELOW TARGET'}")
+    return ok
 
 
 def main() -> int:
-    failed = False
-    for title, run in BENCHMARKS.items():
-        result = run()
-        verdict = "ok" if result["ratio"] >= result["target"] else "BELOW TARGET"
-        failed |= verdict != "ok"
-        print(f"{title}: {result['subject_per_s']:.0f}/s vs baseline "
-              f"{result['baseline_per_s']:.0f}/s = {result['ratio']:.2f}x "
-              f"(target >= {result['target']:.2f}x) {verdict}")
-    return 1 if failed else 0
+    results = [_intake(), outbound.report(outbound.run())]
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":

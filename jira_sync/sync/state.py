@@ -26,6 +26,8 @@ from jira_sync.sync.journal import log
 PENDING, LINKED, BLOCKED, FAILED, CLOSED, TOMBSTONED = (
     "pending", "linked", "blocked", "failed", "closed", "tombstoned")
 FINAL_STATES = (CLOSED, TOMBSTONED)
+# A flush this late was lost (its worker died holding the countdown), not merely queued.
+OVERDUE_SECONDS = 60.0
 # Comment links: to post, in step, to delete from Jira, deleted, or deleted before posting.
 C_PENDING, C_POSTED, C_DELETING, C_DELETED, C_TOMBSTONE = (
     "pending", "posted", "deleting", "deleted", "tombstone")
@@ -73,12 +75,15 @@ def apply_event(session: Session, integration: Integration, mappings: MappingSet
     if link.state in (BLOCKED, FAILED):  # New input deserves a new attempt.
         link.state, link.state_reason = (LINKED if link.jira_issue_id else PENDING), None
         link.next_attempt_at, link.attempts, link.first_failure_at = None, 0, None
-    if link.due_at is not None:
+    now = utcnow()
+    if link.due_at is not None and link.due_at > now - timedelta(seconds=OVERDUE_SECONDS):
         log(session, integration.id, event.event_type, "coalesced",
             f"QALITA issue {event.issue.id}: joins the flush due at {link.due_at.isoformat()}",
             **context)
         return None
-    link.due_at = utcnow() + timedelta(seconds=debounce_seconds)
+    # A window long overdue lost its flush with a worker: this event schedules a new one, so
+    # even a deployment without beat recovers at the issue's next change.
+    link.due_at = now + timedelta(seconds=debounce_seconds)
     return Due(link.id, link.due_at)
 
 

@@ -184,3 +184,29 @@ def test_an_event_for_an_unserved_tenant_waits_then_syncs(database, sim, deploym
         h._schedule(intake.pump_waiting(session, h.ctx))
     h.drain()
     assert h.issue_of(1)
+
+
+def test_a_create_jira_refuses_is_a_dead_letter_with_request_response_and_reason(
+        database, sim, deployment):
+    h = Harness(database, sim.base_url, deployment,
+                mapping={"routing": [{"domain": "nowhere", "project": "NOPE"}]})
+    h.sync(qalita_event(1, domain="nowhere"), qalita_event(2))
+    link = link_of(database, 1)
+    assert link.state == "failed" and "NOPE" in link.state_reason
+    with database.unit_of_work() as session:
+        letter = session.scalars(select(DeadLetter)).one()
+    assert letter.kind == "jira_rejected" and letter.link_id == link.id
+    assert letter.request["project"] == "NOPE" and letter.response["status"]
+    assert letter.payload["issue"]["id"] == 1
+    assert h.issue_of(2)  # the other project's create went on
+
+
+@pytest.mark.parametrize("action", ["comment", "nothing"])
+def test_qalita_delete_can_comment_or_do_nothing(database, sim, deployment, action):
+    h = Harness(database, sim.base_url, deployment, mapping={"on_qalita_delete": action})
+    h.sync(qalita_event(1))
+    h.sync(qalita_event(1, 1, "issue.deleted"))
+    issue = h.issue_of(1)
+    assert issue["status"]["category"] == "new"
+    assert len(issue["comments"]) == (1 if action == "comment" else 0)
+    assert link_of(database, 1).state == "closed"
