@@ -50,7 +50,7 @@ def receive() -> ResponseReturnValue:
                    "(expected sha256=<hex HMAC-SHA256 of the raw body>)")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than any event
         abort(400, "the body is not JSON")
     try:
         event = parse_event(payload)
@@ -76,7 +76,9 @@ def receive() -> ResponseReturnValue:
 def _signature_matches(secret: str, body: bytes, header: str) -> bool:
     scheme, _, given = header.strip().partition("=")
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return scheme.lower() == "sha256" and hmac.compare_digest(given.strip().lower(), expected)
+    # Bytes, so a header with non-ASCII characters is a mismatch rather than a TypeError.
+    return scheme.lower() == "sha256" and hmac.compare_digest(
+        given.strip().lower().encode("utf-8", "replace"), expected.encode())
 
 
 def _sync_context() -> SyncContext | None:

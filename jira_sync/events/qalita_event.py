@@ -229,10 +229,23 @@ def parse_event(payload: Any) -> QalitaEvent:
         raise InvalidEvent({"_event": [f"an event must be plain JSON: {exc}"]}) from None
     if size > MAX_EVENT_BYTES:
         raise InvalidEvent({"_event": [f"event is {size} bytes; the limit is 1 MiB"]})
+    if _has_nul(payload):
+        # Postgres cannot store NUL in text or JSON, and no QALITA text legitimately holds one.
+        raise InvalidEvent({"_event": ["an event must not contain NUL characters (\\u0000)"]})
     try:
         return _EVENT.load(payload)
     except ValidationError as exc:
         raise InvalidEvent(exc.normalized_messages()) from None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def dump_issue(snapshot: IssueSnapshot) -> dict[str, Any]:

@@ -10,13 +10,14 @@ attempt parks the link and looks again, and only an older miss creates anew.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from jira_sync.jira.client import BULK_CREATE_LIMIT, JiraClient
+from jira_sync.jira.client import BULK_CREATE_LIMIT, BulkResult, JiraClient
 from jira_sync.mapping import Mapping
 from jira_sync.remote import PermanentError, TransientError
 from jira_sync.store.models import CommentLink, Integration, IssueLink
@@ -36,6 +37,7 @@ from jira_sync.sync.outbound import (
 )
 from jira_sync.sync.state import BLOCKED, CLOSED, FAILED, LINKED, PENDING, Due
 
+logger = logging.getLogger("jira_sync.creates")
 # Links leased by one create flush; more wait for the next one.
 MAX_LINKS_PER_FLUSH = 4 * BULK_CREATE_LIMIT
 # Jira's JQL has a length limit: look up markers in slices.
@@ -77,6 +79,23 @@ def flush_creates(ctx: SyncContext, integration_id: int, project_key: str | None
             later += _look_again(session, link_id, now)
     if not works:
         return later
+    try:
+        return later + _create_all(ctx, integration, project_key, works)
+    except Exception as exc:
+        # Whatever went wrong, no leased link is left without a state and a next attempt.
+        if not isinstance(exc, TransientError | PermanentError):
+            logger.exception("creating issues in %s failed unexpectedly", project_key)
+        pending = [work for work in works if not work.done]
+        if isinstance(exc, PermanentError):
+            return later + [due for work in pending for due in fail(ctx, work, exc)]
+        error = exc if isinstance(exc, TransientError) else TransientError(
+            f"unexpected {type(exc).__name__}: {str(exc)[:300]}")
+        return later + [due for work in pending for due in park(ctx, work, error)]
+
+
+def _create_all(ctx: SyncContext, integration: Integration, project_key: str | None,
+                works: list[Work]) -> list[Due]:
+    later: list[Due] = []
     client = ctx.client(integration)
     mapping = ctx.mappings(integration).for_project(project_key or "")
     ready: list[Work] = []
@@ -88,10 +107,7 @@ def flush_creates(ctx: SyncContext, integration_id: int, project_key: str | None
                             "issue was created", decision="closed")
         else:
             ready.append(work)
-    try:
-        ready = _adopt_attempted(ctx, client, mapping, ready, later)
-    except TransientError as exc:
-        return later + [due for work in ready for due in park(ctx, work, exc)]
+    ready = _adopt_attempted(ctx, client, mapping, ready, later)
     by_type: dict[str | None, list[Work]] = defaultdict(list)
     for work in ready:
         by_type[work.issue_type].append(work)
@@ -156,6 +172,7 @@ def _hold(ctx: SyncContext, work: Work, until: Any) -> None:
     journal(ctx, work, "create", "waiting_for_index",
             f"an earlier create attempt is not searchable yet; looking again at "
             f"{until.isoformat()}")
+    work.done = True
     with ctx.database.unit_of_work() as session:
         link = session.get(IssueLink, work.link_id)
         if link is not None:
@@ -203,9 +220,13 @@ def _create_chunk(ctx: SyncContext, client: JiraClient, mapping: Mapping, projec
     try:
         result = client.bulk_create([payloads[i] for i in chosen])
     except TransientError as exc:
+        if exc.maybe_applied:
+            # The index lag counts from when Jira may have applied it: now, not the start.
+            _stamp_attempt(ctx, [works[i] for i in chosen])
         return [due for i in chosen for due in park(ctx, works[i], exc)]
     except PermanentError as exc:
         return [due for i in chosen for due in fail(ctx, works[i], exc)]
+    result = _without_unassignable(client, payloads, chosen, result)
     for position, i in enumerate(chosen):
         work = works[i]
         if position in result.created:
@@ -223,19 +244,43 @@ def _create_chunk(ctx: SyncContext, client: JiraClient, mapping: Mapping, projec
 
 
 def _after_create(ctx: SyncContext, work: Work) -> list[Due]:
-    """Release the new link; status, comments and newer versions get a flush of their own."""
-    later = finish(ctx, work)
+    """Release the new link; status, comments and newer versions get a flush of their own
+    at once (and until then the link does not count as applied)."""
     with ctx.database.unit_of_work() as session:
-        link = session.get(IssueLink, work.link_id)
         comments = session.scalar(select(CommentLink.id).where(
             CommentLink.link_id == work.link_id).limit(1))
-        if link is None:
-            return later
-        behind = (link.desired_version > work.desired_version or comments is not None
-                  or work.written.get("status") != _wanted_status(ctx, work))
-    if behind and not later:
-        later.append(Due(work.link_id, utcnow()))
-    return later
+    behind = comments is not None or work.written.get("status") != _wanted_status(ctx, work)
+    return finish(ctx, work, retry_now=behind)
+
+
+def _stamp_attempt(ctx: SyncContext, works: list[Work]) -> None:
+    now = utcnow()
+    with ctx.database.unit_of_work() as session:
+        session.execute(update(IssueLink).where(
+            IssueLink.id.in_([w.link_id for w in works]), IssueLink.lease_owner == works[0].owner)
+            .values(create_attempted_at=now).execution_options(synchronize_session=False))
+
+
+def _without_unassignable(client: JiraClient, payloads: list[dict[str, Any]],
+                          chosen: list[int], result: BulkResult) -> BulkResult:
+    """Items Jira refused only for their assignee are created again without one: an owner
+    Jira will not take must not keep the issue from existing."""
+    again = [position for position, reason in result.failed.items()
+             if "assignee" in reason and "assignee" in payloads[chosen[position]]["fields"]]
+    if not again:
+        return result
+    retry = []
+    for position in again:
+        fields = dict(payloads[chosen[position]]["fields"])
+        fields.pop("assignee")
+        retry.append({"fields": fields})
+    second = client.bulk_create(retry)
+    for index, position in enumerate(again):
+        if index in second.created:
+            result.created[position] = second.created[index]
+            result.failed.pop(position)
+            payloads[chosen[position]]["fields"].pop("assignee")
+    return result
 
 
 def _wanted_status(ctx: SyncContext, work: Work) -> str | None:

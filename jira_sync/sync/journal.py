@@ -3,6 +3,7 @@ can read, and work that cannot succeed by retrying is kept whole for a replay.""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import insert
@@ -31,11 +32,26 @@ def dead_letter(session: Session, kind: str, reason: str, *, integration_id: int
     response = None
     if error is not None:
         response = {"status": error.status, "body": error.body}
-    letter = DeadLetter(kind=kind, reason=reason[:MAX_MESSAGE], integration_id=integration_id,
-                        link_id=link_id, inbox_id=inbox_id, payload=payload, request=request,
-                        response=response)
+    letter = DeadLetter(kind=kind, reason=storable(reason[:MAX_MESSAGE]),
+                        integration_id=integration_id, link_id=link_id, inbox_id=inbox_id,
+                        payload=storable(payload), request=storable(request),
+                        response=storable(response))
     session.add(letter)
     session.flush()
     log(session, integration_id, kind, "dead_letter", reason, link_id=link_id, level="error",
         dead_letter_id=letter.id)
     return letter
+
+
+def storable(value: Any) -> Any:
+    """``value`` as a JSON column can hold it: what was refused for holding NaN or NUL must
+    still be kept, so NaN and infinities become strings and NUL its visible picture."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.replace("\x00", "\u2400")
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value

@@ -41,6 +41,16 @@ def acquire(session: Session, link_ids: Iterable[int], owner: str, seconds: floa
         IssueLink.id.in_(ids), IssueLink.lease_owner == owner)))
 
 
+def renew(session: Session, link_id: int, owner: str, seconds: float) -> bool:
+    """Extend ``owner``'s lease; False when it is no longer theirs."""
+    result = session.execute(
+        update(IssueLink)
+        .where(IssueLink.id == link_id, IssueLink.lease_owner == owner)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
 def holds(session: Session, link_ids: Iterable[int], owner: str) -> list[int]:
     """The links among ``link_ids`` still leased by ``owner`` (a lease may have expired and
     been taken over while a slow call ran)."""

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jira_sync.events.qalita_event import load_issue
@@ -33,6 +34,7 @@ from jira_sync.remote import NotFound, PermanentError, RemoteError, TransientErr
 from jira_sync.render import Document, adf_to_text, from_text, to_adf, to_wiki, wiki_to_text
 from jira_sync.store.models import CommentLink, Integration, IssueLink, UserIdentity
 from jira_sync.store.types import utcnow
+from jira_sync.store.upsert import insert
 from jira_sync.sync import leases
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.journal import dead_letter, log
@@ -51,6 +53,7 @@ from jira_sync.sync.state import (
     Due,
 )
 
+logger = logging.getLogger("jira_sync.outbound")
 # A flush that finds the link leased by another looks again this soon (or when the lease ends).
 BUSY_RETRY_SECONDS = 2.0
 # An unresolvable owner is looked up again after this long, not at every flush.
@@ -91,6 +94,10 @@ class Work:
     comments: list[CommentLink] = field(default_factory=list)
     # Log rows written with the next save, so the log and the link's state commit together.
     notes: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    # Set when the flush learnt something that needs another pass at once (an adopted issue).
+    again: bool = False
+    # Set once the link's outcome is written and its lease released.
+    done: bool = False
 
     @property
     def marker(self) -> str:
@@ -128,9 +135,8 @@ def flush_link(ctx: SyncContext, link_id: int) -> list[Due]:
                 return later
     if work is None:
         return creates.flush_creates(ctx, group[0], group[1], link_id)
-    client = ctx.client(work.integration)
-    mapping = ctx.mappings(work.integration).for_project(work.project_key or "")
-    return run_guarded(ctx, work, lambda: _sync_existing(ctx, client, mapping, work))
+    leased = work
+    return run_guarded(ctx, work, lambda: _sync_existing(ctx, leased))
 
 
 def _lease_work(ctx: SyncContext, session: Session, link: IssueLink,
@@ -144,10 +150,10 @@ def _lease_work(ctx: SyncContext, session: Session, link: IssueLink,
         wait = min(max((until - now).total_seconds(), 0.2), BUSY_RETRY_SECONDS)
         return None, [Due(link.id, now + timedelta(seconds=wait))]
     session.refresh(link)
+    link.due_at = None  # the flush, or the parked wake-up, writes the newest state
     if link.next_attempt_at is not None and link.next_attempt_at > now:
         leases.release(session, [link.id], owner)
         return None, [Due(link.id, link.next_attempt_at)]
-    link.due_at = None
     integration = session.get(Integration, link.integration_id)
     assert integration is not None
     work = Work.of(link, owner, integration)
@@ -160,43 +166,61 @@ def _lease_work(ctx: SyncContext, session: Session, link: IssueLink,
     return work, []
 
 
-def run_guarded(ctx: SyncContext, work: Work, step: Callable[[], str | None]) -> list[Due]:
+def run_guarded(ctx: SyncContext, work: Work, step: Callable[[], None]) -> list[Due]:
     """Run ``step`` and turn its outcome or failure into the link's state; always releases
-    the lease. ``step`` returns the decision to log, or None when it logged its own."""
+    the lease (unless another flush has taken it over)."""
     try:
         step()
+    except LeaseLost:
+        return []
     except WorkflowBlocked as exc:
         return finish(ctx, work, state=BLOCKED, reason=exc.reason, decision="blocked")
     except TransientError as exc:
         return park(ctx, work, exc)
     except PermanentError as exc:
         return fail(ctx, work, exc)
-    except BaseException:
-        finish(ctx, work, retry_now=True)
-        raise
+    except Exception as exc:  # A bug or a broken setting: retried with backoff, then a dead
+        logger.exception("flush of link %s failed unexpectedly", work.link_id)  # letter.
+        return park(ctx, work, TransientError(
+            f"unexpected {type(exc).__name__}: {str(exc)[:300]}"))
     return finish(ctx, work)
 
 
-def _sync_existing(ctx: SyncContext, client: JiraClient, mapping: Mapping,
-                   work: Work) -> None:
+class LeaseLost(Exception):
+    """Another flush took the link over (this one outlived its lease): stop writing."""
+
+
+def renew(ctx: SyncContext, work: Work) -> None:
+    """Extend the lease before a Jira write; a flush that lost it must not write at all."""
+    with ctx.database.unit_of_work() as session:
+        if not leases.renew(session, work.link_id, work.owner, ctx.timings.lease_seconds):
+            raise LeaseLost(work.link_id)
+
+
+def _sync_existing(ctx: SyncContext, work: Work) -> None:
     desired = work.desired
     if desired is None:
         return  # Only comments so far; they wait for the issue.
     if work.jira_issue_id is None:
         _close_locally(ctx, work, "deleted in QALITA before a Jira issue was created")
         return
+    client = ctx.client(work.integration)
+    mapping = ctx.mappings(work.integration).for_project(work.project_key or "")
     try:
         if desired.get("deleted"):
             _apply_qalita_delete(ctx, client, mapping, work)
             return
-        update_issue(ctx, client, mapping, work)
+        want = update_issue(ctx, client, mapping, work)
+        # Comments first: a workflow that blocks must not hold them back.
         sync_comments(ctx, client, mapping, work)
+        move_status(ctx, client, mapping, work, want.status_category)
     except NotFound:
         handle_missing(ctx, client, mapping, work)
 
 
-def update_issue(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work) -> None:
-    """One edit for whatever changed among fields and labels, then the status."""
+def update_issue(ctx: SyncContext, client: JiraClient, mapping: Mapping,
+                 work: Work) -> DesiredIssue:
+    """One edit for whatever changed among fields and labels."""
     want = work.want(mapping)
     issue = work.jira_issue_id
     assert issue is not None
@@ -223,17 +247,26 @@ def update_issue(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: W
     # Only labels jira-sync wrote itself are ever removed; the marker never is.
     operations += [{"remove": label} for label in sorted(managed - wanted - {work.marker})]
     if fields or operations:
-        client.edit_issue(issue, fields=fields or None,
-                          update={"labels": operations} if operations else None)
+        renew(ctx, work)
+        try:
+            client.edit_issue(issue, fields=fields or None,
+                              update={"labels": operations} if operations else None)
+        except PermanentError as exc:
+            if "assignee" not in fields or "assignee" not in exc.reason:
+                raise
+            # An owner Jira will not take as assignee: everything else still goes through.
+            fields.pop("assignee")
+            written.pop("assignee", None)
+            client.edit_issue(issue, fields=fields or None,
+                              update={"labels": operations} if operations else None)
         work.written, work.managed_labels = written, sorted(wanted | {work.marker})
         journal(ctx, work, "edit", "applied",
                 f"edited {work.jira_issue_key}: {', '.join(sorted(fields)) or 'labels'}"
                 + (f" (labels {len(operations)} changes)" if operations and fields else ""))
+        save_progress(ctx, work)  # a later failure never repeats the edit
     else:
         journal(ctx, work, "edit", "unchanged", f"{work.jira_issue_key} already in step")
-    if want.status_category not in (None, work.written.get("status")):
-        save_progress(ctx, work)  # the edit is not repeated if the workflow fails
-    move_status(ctx, client, mapping, work, want.status_category)
+    return want
 
 
 def move_status(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work,
@@ -241,6 +274,7 @@ def move_status(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Wo
     if category is None or category == work.written.get("status"):
         return
     assert work.jira_issue_id is not None
+    renew(ctx, work)
     try:
         hops = move_to_category(client, work.jira_issue_id, category, graph=ctx.graph,
                                 field_defaults=mapping.field_defaults)
@@ -279,6 +313,7 @@ def sync_comments(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: 
             target = row.jira_comment_id or (
                 (found := find(row.qalita_comment_id)) and str(found["id"]))
             if target:
+                renew(ctx, work)
                 client.delete_comment(issue, target)
             _save_comment(ctx, row.id, state=C_DELETED)
             journal(ctx, work, "comment", "applied",
@@ -289,20 +324,47 @@ def sync_comments(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: 
             if found is not None:  # The earlier post landed: adopt it, never post twice.
                 row.jira_comment_id = str(found["id"])
                 row.body_fingerprint = fingerprint(plain_text(client, found.get("body")))
-                _save_comment(ctx, row.id, jira_comment_id=row.jira_comment_id,
-                              state=C_POSTED, body_fingerprint=row.body_fingerprint)
+                _posted(ctx, row.id, row.jira_comment_id, row.body_fingerprint)
         if row.jira_comment_id is None:
-            _save_comment(ctx, row.id, attempted_at=utcnow())
+            # Claimed only while still wanted: a delete taken in meanwhile wins.
+            if not _claim_comment(ctx, row.id):
+                continue
+            renew(ctx, work)
             posted = client.add_comment(issue, rich_text(client, from_text(text)))
-            _save_comment(ctx, row.id, jira_comment_id=str(posted["id"]), state=C_POSTED,
-                          body_fingerprint=print_)
+            _posted(ctx, row.id, str(posted["id"]), print_)
             journal(ctx, work, "comment", "applied",
                     f"posted QALITA comment {row.qalita_comment_id} on {work.jira_issue_key}")
         elif row.body_fingerprint != print_:
-            client.edit_comment(issue, row.jira_comment_id, rich_text(client, from_text(text)))
-            _save_comment(ctx, row.id, state=C_POSTED, body_fingerprint=print_)
+            renew(ctx, work)
+            try:
+                client.edit_comment(issue, row.jira_comment_id,
+                                    rich_text(client, from_text(text)))
+            except NotFound:  # Deleted in Jira by someone: that deletion stands.
+                _save_comment(ctx, row.id, state=C_DELETED)
+                journal(ctx, work, "comment", "skipped", f"QALITA comment "
+                        f"{row.qalita_comment_id} was deleted in Jira; its edit is not posted")
+                continue
+            _posted(ctx, row.id, row.jira_comment_id, print_)
             journal(ctx, work, "comment", "applied",
                     f"edited QALITA comment {row.qalita_comment_id} on {work.jira_issue_key}")
+
+
+def _claim_comment(ctx: SyncContext, row_id: int) -> bool:
+    with ctx.database.unit_of_work() as session:
+        return session.execute(
+            update(CommentLink).where(CommentLink.id == row_id, CommentLink.state == C_PENDING)
+            .values(attempted_at=utcnow())).rowcount == 1
+
+
+def _posted(ctx: SyncContext, row_id: int, jira_comment_id: str, body_print: str) -> None:
+    """Record the Jira comment; the state becomes posted only if no delete came meanwhile
+    (a deleting row keeps its state, and now knows what to delete)."""
+    with ctx.database.unit_of_work() as session:
+        session.execute(update(CommentLink).where(CommentLink.id == row_id).values(
+            jira_comment_id=jira_comment_id, body_fingerprint=body_print))
+        session.execute(update(CommentLink).where(
+            CommentLink.id == row_id, CommentLink.state.in_((C_PENDING, C_POSTED)))
+            .values(state=C_POSTED))
 
 
 def _save_comment(ctx: SyncContext, row_id: int, **values: Any) -> None:
@@ -315,7 +377,11 @@ def _save_comment(ctx: SyncContext, row_id: int, **values: Any) -> None:
 
 def resolve_user(ctx: SyncContext, client: JiraClient, integration_id: int,
                  email: str) -> dict[str, Any] | None:
-    """The Jira user behind a QALITA e-mail, through the identity map, then user search."""
+    """The Jira user behind a QALITA e-mail, through the identity map, then user search.
+
+    Unresolvable is not an error (the issue stays unassigned): no match, several, or a search
+    this account may not make all count as unresolved, and are asked again only later.
+    """
     key = email.strip().lower()
     with ctx.database.unit_of_work() as session:
         known = session.scalar(select(UserIdentity).where(
@@ -324,17 +390,18 @@ def resolve_user(ctx: SyncContext, client: JiraClient, integration_id: int,
             if not known.resolved:
                 return None
             return {"accountId": known.jira_account_id, "name": known.jira_username}
-    user = client.find_user(key)
+    try:
+        user = client.find_user(key)
+    except PermanentError:
+        user = None
+    values = {"resolved": user is not None, "checked_at": utcnow(),
+              "jira_account_id": user and user.get("accountId"),
+              "jira_username": user and user.get("name"),
+              "display_name": user and user.get("displayName")}
     with ctx.database.unit_of_work() as session:
-        known = session.scalar(select(UserIdentity).where(
-            UserIdentity.integration_id == integration_id, UserIdentity.email == key))
-        if known is None:
-            known = UserIdentity(integration_id=integration_id, email=key)
-            session.add(known)
-        known.resolved, known.checked_at = user is not None, utcnow()
-        if user is not None:
-            known.jira_account_id, known.jira_username = user.get("accountId"), user.get("name")
-            known.display_name = user.get("displayName")
+        session.execute(insert(session, UserIdentity).values(
+            integration_id=integration_id, email=key, **values,
+        ).on_conflict_do_update(index_elements=["integration_id", "email"], set_=values))
     return user
 
 
@@ -355,6 +422,7 @@ def handle_missing(ctx: SyncContext, client: JiraClient, mapping: Mapping, work:
                       jira_issue_key=work.jira_issue_key)
         journal(ctx, work, "missing", "adopted",
                 f"issue moved: now {work.jira_issue_key}, found by its marker")
+        work.again = True  # what hit the 404 is written at once to the adopted issue
         return
     if mapping.on_jira_delete == "recreate":
         save_progress(ctx, work, jira_issue_id=None, jira_issue_key=None, written={},
@@ -418,11 +486,15 @@ def journal(ctx: SyncContext, work: Work, action: str, decision: str, message: s
 def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: str | None = None,
            decision: str | None = None, retry_now: bool = False) -> list[Due]:
     """Release the lease; a change that arrived during the flush gets its own flush."""
+    work.done = True
     now = utcnow()
+    retry_now = retry_now or work.again
     with ctx.database.unit_of_work() as session:
         link = session.get(IssueLink, work.link_id)
         if link is None:
             return []
+        if link.lease_owner != work.owner and link.lease_owner is not None:
+            return []  # taken over by another flush, which now owns the link's state
         persist(session, work, link)
         if link.state not in FINAL_STATES:
             if state is not None:
@@ -450,6 +522,7 @@ def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: st
 def park(ctx: SyncContext, work: Work, error: TransientError) -> list[Due]:
     """Wait with capped, jittered backoff (never less than Retry-After), then try again;
     past the maximum age the link becomes a dead letter."""
+    work.done = True
     now = utcnow()
     with ctx.database.unit_of_work() as session:
         link = session.get(IssueLink, work.link_id)
@@ -478,6 +551,7 @@ def park(ctx: SyncContext, work: Work, error: TransientError) -> list[Due]:
 
 
 def fail(ctx: SyncContext, work: Work, error: RemoteError) -> list[Due]:
+    work.done = True
     with ctx.database.unit_of_work() as session:
         link = session.get(IssueLink, work.link_id)
         leases.release(session, [work.link_id], work.owner)

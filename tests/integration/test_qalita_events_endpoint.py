@@ -79,7 +79,8 @@ def test_without_a_configured_secret_everything_is_refused_with_the_reason(
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Qalita-Signature": "sha256=00"},
-                                     {"X-Qalita-Signature": "md5=abc"}])
+                                     {"X-Qalita-Signature": "md5=abc"},
+                                     {"X-Qalita-Signature": "sha256=\u00e9\u00e9"}])
 def test_a_missing_or_wrong_signature_is_401(make_client, postgres_url, headers):
     response = make_client(postgres_url).post(PATH, data=b"{}", headers=headers)
     assert response.status_code == 401 and "X-Qalita-Signature" in response.json["reason"]
@@ -89,7 +90,8 @@ def test_a_body_signed_with_another_secret_is_401(make_client, postgres_url):
     assert post(make_client(postgres_url), qalita_event(1), secret="other").status_code == 401
 
 
-@pytest.mark.parametrize("body", [b"not json", b"\xff\xfe", b"[1, 2]", b'"text"'])
+@pytest.mark.parametrize("body", [b"not json", b"\xff\xfe", b"[1, 2]", b'"text"',
+                                  b"[" * 100_000, b'{"schema": NaN}'])
 def test_a_body_that_is_not_an_event_object_is_400(make_client, postgres_url, body):
     response = post(make_client(postgres_url), body)
     assert response.status_code == 400 and response.json["reason"]

@@ -114,6 +114,8 @@ def test_inbox_stores_each_event_id_once_and_holds_it_for_an_unserved_tenant(dat
     (["not", "an", "object"], "must be a JSON object"),
     ({"event_type": "issue.created"}, "event_id"),
     ({"event_id": "x" * 256}, "event_id"),
+    ({"event_id": "nan", "observed": float("nan")}, "plain JSON"),
+    ({"event_id": "nul\x00", "title": "a\x00b"}, "NUL"),
 ])
 def test_invalid_events_become_dead_letters_with_a_reason(database, event, reason):
     with database.unit_of_work() as session:

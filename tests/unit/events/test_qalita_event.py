@@ -371,7 +371,7 @@ def test_issue_events_ignore_a_stray_comment():
 
 
 @pytest.mark.parametrize("title", [
-    "null\x00byte", "rtl \u202eevil\u202c text", "emoji 🔥💥 and ZWJ 👩‍💻",
+    "rtl \u202eevil\u202c text", "emoji 🔥💥 and ZWJ 👩‍💻",
     "<script>alert(1)</script>", "{{jira}} [~accountid:x] *bold*", "\ufeffbom", "line\nbreak",
 ])
 def test_hostile_strings_are_kept_verbatim(title):
@@ -411,7 +411,7 @@ def test_events_are_immutable():
     EXAMPLE,
     event(event_type="issue.deleted", issue={"id": 1, "version": 9}),
     with_issue(owner={"email": None, "name": "x"}, tags=["a", "b"], links=[{"url": "u"}]),
-    with_issue(title="emoji 🔥 \x00 \u202e", evidence={"deep": {"list": [1, {"x": None}]}}),
+    with_issue(title="emoji 🔥 \x7f \u202e", evidence={"deep": {"list": [1, {"x": None}]}}),
 ])
 def test_dump_and_load_round_trip_through_json(payload):
     issue = parse_event(payload).issue
@@ -426,3 +426,18 @@ def test_dump_is_plain_json():
     assert dumped["owner"] == {"email": "ana@example.com", "name": "Ana"}
     assert dumped["links"] == [{"title": "Run #812", "url": "https://qalita.example.com/runs/812"}]
     assert dumped["id"] == 4211 and dumped["version"] == 1
+
+
+@pytest.mark.parametrize("payload", [
+    with_issue(title="null\x00byte"),
+    with_issue(evidence={"key\x00": 1}),
+    with_issue(tags=["ok", "n\x00"]),
+])
+def test_nul_anywhere_is_refused_because_no_database_column_can_store_it(payload):
+    with pytest.raises(InvalidEvent, match="NUL"):
+        parse_event(payload)
+
+
+def test_a_backslash_u_typed_as_text_is_not_mistaken_for_nul():
+    assert parse_event(with_issue(title="literal \\u0000 text")).issue.title == \
+        "literal \\u0000 text"
