@@ -89,3 +89,10 @@ def _setup_logging(**_: Any) -> None:
 @signals.worker_process_init.connect
 def _dispose_inherited_engine(**_: Any) -> None:
     runtime.database().after_fork()
+
+
+@signals.worker_ready.connect
+def _sweep_once_at_start(sender: Any = None, **_: Any) -> None:
+    """One sweep when a worker starts: a deployment without beat still applies the events held
+    for a tenant whose integration now exists, and flushes what a previous worker lost."""
+    app.send_task("jira_sync.sweep", queue=queues.MAINTENANCE)

@@ -197,3 +197,23 @@ def test_invalid_events_are_dead_letters_and_the_valid_ones_behind_them_sync(
                      "event_type"):
         assert expected in joined
     assert len(jira_issues(sim, 6)) == 1 and len(jira_issues(sim, 7)) == 1
+
+
+def test_without_beat_held_events_sync_once_a_worker_starts_with_the_integration(
+        env, sim, db, processes):
+    from jira_sync.store.models import InboxEvent
+
+    unconfigured = {k: v for k, v in env.items()
+                    if k.startswith("JIRA_SYNC_") or not k.startswith(("JIRA_", "QALITA_"))}
+    first = processes("worker", unconfigured, "first")
+    publish(env, qalita_event(1))
+
+    def held() -> bool:
+        with db.unit_of_work() as session:
+            return session.scalars(select(InboxEvent.state)).all() == ["waiting"]
+
+    wait_until(held, 30)
+    first.stop()
+    processes("worker", env, "configured")  # bootstraps the integration; no beat anywhere
+    wait_until(lambda: settled(db, 1), 60)
+    assert len(jira_issues(sim, 1)) == 1
