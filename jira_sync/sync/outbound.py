@@ -125,6 +125,10 @@ def flush_link(ctx: SyncContext, link_id: int) -> list[Due]:
         link = session.get(IssueLink, link_id)
         if link is None or link.state in FINAL_STATES:
             return []
+        if link.due_at is None and link.next_attempt_at is None:
+            # Nothing asked for this flush any more: another flush (a bulk create, or the
+            # window's earlier flush) already wrote the state it was scheduled for.
+            return []
         if link.jira_issue_id is None and link.desired is not None \
                 and not link.desired.get("deleted"):
             group = (link.integration_id, link.jira_project_key)
@@ -511,6 +515,7 @@ def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: st
         if link.state in FINAL_STATES:
             return []
         if retry_now:
+            link.due_at = now  # due, so the flush it schedules is not taken for a stale one
             return [Due(link.id, now)]
         if link.due_at is not None:
             return [Due(link.id, max(link.due_at, now))]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from jira_sync.store.models import IssueLink
@@ -22,11 +22,12 @@ SWEEP_BATCH = 1000
 
 
 def overdue_links(session: Session, grace_seconds: float) -> list[int]:
-    """Links whose flush should have happened ``grace_seconds`` ago and is not running."""
+    """Links whose flush should have happened ``grace_seconds`` ago and is not running; they
+    are marked due now."""
     now = utcnow()
     late = now - timedelta(seconds=grace_seconds)
     free = or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now)
-    return list(session.scalars(select(IssueLink.id).where(
+    ids = list(session.scalars(select(IssueLink.id).where(
         # Blocked and failed links wait for a new event or a replay.
         IssueLink.state.not_in((*FINAL_STATES, BLOCKED, FAILED)), free,
         or_(IssueLink.due_at <= late,
@@ -35,3 +36,7 @@ def overdue_links(session: Session, grace_seconds: float) -> list[int]:
             and_(IssueLink.jira_issue_id.is_(None), IssueLink.create_attempted_at.is_not(None),
                  IssueLink.next_attempt_at.is_(None)))
     ).order_by(IssueLink.id).limit(SWEEP_BATCH)))
+    # Due now, so the flush they get does not take itself for a stale one.
+    session.execute(update(IssueLink).where(IssueLink.id.in_(ids), IssueLink.due_at.is_(None))
+                    .values(due_at=now).execution_options(synchronize_session=False))
+    return ids
