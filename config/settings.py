@@ -163,12 +163,19 @@ def _database_url(env: Mapping[str, str]) -> str:
     raw = _get(env, "JIRA_SYNC_DATABASE_URL") or default_database_url()
     try:
         url = make_url(raw)
-        url.get_dialect()
+        dialect = url.get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         # The raw value may carry a password: name the variable, never echo it.
         raise SettingsError(f"JIRA_SYNC_DATABASE_URL: not a usable SQLAlchemy URL ({reason})") \
             from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which is not installed.
+        raise SettingsError(
+            f"JIRA_SYNC_DATABASE_URL: the driver for {url.drivername!r} is not installed "
+            f"({exc.name or exc}); for Postgres use postgresql+psycopg2://...") from None
     return raw
 
 

@@ -23,6 +23,7 @@ def test_defaults_need_nothing(tmp_path, monkeypatch):
     ({"JIRA_SYNC_SECRET_KEY": f"{KEY},short"}, "JIRA_SYNC_SECRET_KEY"),
     ({"JIRA_SYNC_DATABASE_URL": "nonsense"}, "JIRA_SYNC_DATABASE_URL"),
     ({"JIRA_SYNC_DATABASE_URL": "nodriver://u:hunter2@h/db"}, "JIRA_SYNC_DATABASE_URL"),
+    ({"JIRA_SYNC_DATABASE_URL": "postgresql://u:hunter2@h/db"}, "JIRA_SYNC_DATABASE_URL"),
     ({"JIRA_SYNC_BROKER_URL": "carrier-pigeon://coop"}, "JIRA_SYNC_BROKER_URL"),
     ({"JIRA_SYNC_BROKER_URL": "no-scheme"}, "JIRA_SYNC_BROKER_URL"),
     ({"JIRA_SYNC_WEB_PORT": "eighty"}, "JIRA_SYNC_WEB_PORT"),
