@@ -56,6 +56,7 @@ from jira_sync.sync.state import (
 logger = logging.getLogger("jira_sync.outbound")
 # A flush that finds the link leased by another looks again this soon (or when the lease ends).
 BUSY_RETRY_SECONDS = 2.0
+DELETED_NOTE = "The QALITA issue was deleted; jira-sync no longer updates this issue."
 # An unresolvable owner is looked up again after this long, not at every flush.
 IDENTITY_RECHECK = timedelta(hours=12)
 
@@ -451,9 +452,12 @@ def _apply_qalita_delete(ctx: SyncContext, client: JiraClient, mapping: Mapping,
     if action == "close":
         move_status(ctx, client, mapping, work, "done")
     elif action == "comment":
-        client.add_comment(work.jira_issue_id or "", rich_text(
-            client, from_text("The QALITA issue was deleted; jira-sync no longer updates this "
-                              "issue.")))
+        issue = work.jira_issue_id or ""
+        # Looked for first: an earlier attempt may have posted it before failing.
+        if not any(plain_text(client, c.get("body")).startswith(DELETED_NOTE)
+                   for c in client.comments(issue)):
+            renew(ctx, work)
+            client.add_comment(issue, rich_text(client, from_text(DELETED_NOTE)))
     _close_locally(ctx, work, f"deleted in QALITA ({action})")
 
 
