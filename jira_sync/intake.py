@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from jira_sync.events.qalita_event import InvalidEvent, QalitaEvent, parse_event
+from jira_sync.integrations import serving
 from jira_sync.store.models import InboxEvent, Integration
 from jira_sync.store.types import utcnow
 from jira_sync.store.upsert import insert
@@ -99,8 +100,7 @@ def pump_waiting(session: Session, ctx: SyncContext) -> list[Due]:
     dues: list[Due] = []
     for inbox in rows:
         event = parse_event(inbox.payload)
-        integration = session.scalar(select(Integration).where(
-            Integration.tenant == event.tenant, Integration.enabled.is_(True)))
+        integration = serving(session, event.tenant)
         assert integration is not None  # selected for that
         due = apply_event(session, integration, ctx.mappings(integration), event,
                           ctx.debounce_seconds)

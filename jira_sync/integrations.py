@@ -24,6 +24,12 @@ def tenant_label(tenant: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", tenant.lower())
 
 
+def serving(session: Session, tenant: str) -> Integration | None:
+    """The enabled integration that serves ``tenant``, if any (one per tenant)."""
+    return session.scalar(select(Integration).where(
+        Integration.tenant == tenant, Integration.enabled.is_(True)))
+
+
 def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) -> Integration:
     """Create or refresh the integration the ``JIRA_*`` variables describe.
 

@@ -20,7 +20,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from jira_sync import intake
 from jira_sync.broker import send_flushes, transport_options
-from jira_sync.crypto import SecretBox
 from jira_sync.events.qalita_event import MAX_EVENT_BYTES, InvalidEvent, parse_event
 from jira_sync.sync.context import SyncContext
 from webhook_app import context
@@ -87,10 +86,7 @@ def _sync_context() -> SyncContext | None:
         return None
     extensions = context.extensions()
     if "sync" not in extensions:
-        extensions["sync"] = SyncContext(
-            database=context.database(), box=SecretBox(settings.secret_keys),
-            debounce_seconds=settings.debounce_seconds, timings=settings.sync,
-            mapping_file=settings.mapping_file)
+        extensions["sync"] = SyncContext.from_settings(settings, context.database())
     return extensions["sync"]
 
 

@@ -13,10 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from config.settings import SyncTimings
+from config.settings import Settings, SyncTimings
+from jira_sync import integrations
 from jira_sync.crypto import SecretBox
 from jira_sync.jira.client import JiraClient, JiraSite
 from jira_sync.jira.connect import FIELDS_THE_SYNC_SETS, auth_for
@@ -59,12 +59,19 @@ class SyncContext:
         cached = self._serving.get(tenant)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        integration = session.scalar(select(Integration).where(
-            Integration.tenant == tenant, Integration.enabled.is_(True)))
+        integration = integrations.serving(session, tenant)
         if integration is not None:
             session.expunge(integration)
         self._serving[tenant] = (time.monotonic() + SERVING_TTL_SECONDS, integration)
         return integration
+
+    @classmethod
+    def from_settings(cls, settings: Settings, database: Database,
+                      limiter: RateLimiter | None = None) -> SyncContext:
+        """The context a service process builds once (worker after the fork, web lazily)."""
+        return cls(database=database, box=SecretBox(settings.require_secret_keys()),
+                   debounce_seconds=settings.debounce_seconds, timings=settings.sync,
+                   mapping_file=settings.mapping_file, limiter=limiter)
 
     def client(self, integration: Integration) -> JiraClient:
         cached = self._clients.get(integration.id)

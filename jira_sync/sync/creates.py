@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from jira_sync.jira.client import BULK_CREATE_LIMIT, BulkResult, JiraClient
 from jira_sync.mapping import Mapping
@@ -30,10 +31,12 @@ from jira_sync.sync.outbound import (
     fingerprint,
     finish,
     journal,
+    look_again_at,
     park,
     persist,
     resolve_user,
     rich_text,
+    unexpected,
 )
 from jira_sync.sync.state import BLOCKED, CLOSED, FAILED, LINKED, PENDING, Due
 
@@ -88,8 +91,7 @@ def flush_creates(ctx: SyncContext, integration_id: int, project_key: str | None
         pending = [work for work in works if not work.done]
         if isinstance(exc, PermanentError):
             return later + [due for work in pending for due in fail(ctx, work, exc)]
-        error = exc if isinstance(exc, TransientError) else TransientError(
-            f"unexpected {type(exc).__name__}: {str(exc)[:300]}")
+        error = exc if isinstance(exc, TransientError) else unexpected(exc)
         return later + [due for work in pending for due in park(ctx, work, error)]
 
 
@@ -118,14 +120,13 @@ def _create_all(ctx: SyncContext, integration: Integration, project_key: str | N
     return later
 
 
-def _look_again(session: Any, link_id: int, now: Any) -> list[Due]:
+def _look_again(session: Session, link_id: int, now: datetime) -> list[Due]:
     """The asked-for link is leased by another flush: look again when that may be over."""
     link = session.get(IssueLink, link_id)
     if link is None or link.jira_issue_id is not None or link.state not in (
             PENDING, BLOCKED, FAILED):
         return []
-    until = max(link.lease_expires_at or now, link.next_attempt_at or now)
-    return [Due(link_id, min(until, now + timedelta(seconds=2)))]
+    return [Due(link_id, look_again_at(link, now))]
 
 
 def _adopt_attempted(ctx: SyncContext, client: JiraClient, mapping: Mapping,

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,8 +139,7 @@ def flush_link(ctx: SyncContext, link_id: int) -> list[Due]:
                 return later
     if work is None:
         return creates.flush_creates(ctx, group[0], group[1], link_id)
-    leased = work
-    return run_guarded(ctx, work, lambda: _sync_existing(ctx, leased))
+    return _flush_guarded(ctx, work)
 
 
 def _lease_work(ctx: SyncContext, session: Session, link: IssueLink,
@@ -151,9 +149,7 @@ def _lease_work(ctx: SyncContext, session: Session, link: IssueLink,
     now = utcnow()
     if not leases.acquire(session, [link.id], owner, ctx.timings.lease_seconds):
         session.refresh(link)
-        until = link.lease_expires_at or now
-        wait = min(max((until - now).total_seconds(), 0.2), BUSY_RETRY_SECONDS)
-        return None, [Due(link.id, now + timedelta(seconds=wait))]
+        return None, [Due(link.id, look_again_at(link, now))]
     session.refresh(link)
     link.due_at = None  # the flush, or the parked wake-up, writes the newest state
     if link.next_attempt_at is not None and link.next_attempt_at > now:
@@ -171,11 +167,25 @@ def _lease_work(ctx: SyncContext, session: Session, link: IssueLink,
     return work, []
 
 
-def run_guarded(ctx: SyncContext, work: Work, step: Callable[[], None]) -> list[Due]:
-    """Run ``step`` and turn its outcome or failure into the link's state; always releases
+def look_again_at(link: IssueLink, now: datetime) -> datetime:
+    """When a flush that found the link leased (or parked) should try again: when that may be
+    over, but soon, since a live holder usually finishes in well under a lease."""
+    until = max(link.lease_expires_at or now, link.next_attempt_at or now)
+    wait = min(max((until - now).total_seconds(), 0.2), BUSY_RETRY_SECONDS)
+    return now + timedelta(seconds=wait)
+
+
+def unexpected(exc: Exception) -> TransientError:
+    """A bug or a broken setting, treated as transient: retried with backoff, then a dead
+    letter past the maximum age, rather than dropping the link."""
+    return TransientError(f"unexpected {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _flush_guarded(ctx: SyncContext, work: Work) -> list[Due]:
+    """Sync a leased link and turn the outcome or failure into its state; always releases
     the lease (unless another flush has taken it over)."""
     try:
-        step()
+        _sync_existing(ctx, work)
     except LeaseLost:
         return []
     except WorkflowBlocked as exc:
@@ -184,10 +194,9 @@ def run_guarded(ctx: SyncContext, work: Work, step: Callable[[], None]) -> list[
         return park(ctx, work, exc)
     except PermanentError as exc:
         return fail(ctx, work, exc)
-    except Exception as exc:  # A bug or a broken setting: retried with backoff, then a dead
-        logger.exception("flush of link %s failed unexpectedly", work.link_id)  # letter.
-        return park(ctx, work, TransientError(
-            f"unexpected {type(exc).__name__}: {str(exc)[:300]}"))
+    except Exception as exc:
+        logger.exception("flush of link %s failed unexpectedly", work.link_id)
+        return park(ctx, work, unexpected(exc))
     return finish(ctx, work)
 
 
@@ -434,7 +443,7 @@ def handle_missing(ctx: SyncContext, client: JiraClient, mapping: Mapping, work:
                       managed_labels=[], create_attempted_at=None, state=PENDING,
                       due_at=utcnow())
         with ctx.database.unit_of_work() as session:
-            session.execute(CommentLink.__table__.update().where(
+            session.execute(update(CommentLink).where(
                 CommentLink.link_id == work.link_id, CommentLink.state == C_POSTED)
                 .values(state=C_PENDING, jira_comment_id=None, attempted_at=None))
         journal(ctx, work, "missing", "recreate",

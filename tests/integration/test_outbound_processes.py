@@ -83,6 +83,11 @@ def links(db: Database) -> list[IssueLink]:
         return list(session.scalars(select(IssueLink).order_by(IssueLink.qalita_issue_id)))
 
 
+def describe(db: Database) -> list[tuple]:
+    return [(r.qalita_issue_id, r.state, r.state_reason, r.applied_version, r.desired_version,
+             r.due_at, r.next_attempt_at, r.lease_owner, r.jira_issue_key) for r in links(db)]
+
+
 def settled(db: Database, count: int, version: int | None = None) -> bool:
     rows = links(db)
     return len(rows) == count and all(
@@ -165,7 +170,13 @@ def test_429_storms_and_faults_end_correct_with_no_duplicate_and_no_dead_letter(
                 CommentLink.state == "posted"))
         return settled(db, count, 2) and posted == count
 
-    wait_until(done, 180, 1)
+    try:
+        wait_until(done, 180, 1)
+    except AssertionError:
+        with db.unit_of_work() as session:
+            comments = [(c.link_id, c.state, c.jira_comment_id, c.attempted_at)
+                        for c in session.scalars(select(CommentLink))]
+        raise AssertionError(f"not settled: {describe(db)}; comments {comments}") from None
     requests.post(f"{sim.base_url}/_sim/config", json={"fail_rate": 0.0}, timeout=10)
     assert any(c["status"] == 429 for c in calls(sim))
     assert any(c.get("fault") == "after" for c in calls(sim))

@@ -84,9 +84,9 @@ class Harness:
     def send(self, *events: dict[str, Any]) -> None:
         for event in events:
             with self.database.unit_of_work() as session:
-                self._schedule(intake.receive(session, self.ctx, event))
+                self.schedule(intake.receive(session, self.ctx, event))
 
-    def _schedule(self, dues: list[Due]) -> None:
+    def schedule(self, dues: list[Due]) -> None:
         for due in dues:
             self._seq += 1
             heapq.heappush(self.queue, (due.at.timestamp(), self._seq, due.link_id))
@@ -101,7 +101,7 @@ class Harness:
                 raise AssertionError(f"flushes still scheduled after {timeout}s")
             if wait > 0:
                 time.sleep(wait)
-            self._schedule(flush_link(self.ctx, link_id))
+            self.schedule(flush_link(self.ctx, link_id))
             runs += 1
         return runs
 

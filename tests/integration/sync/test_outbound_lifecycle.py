@@ -87,7 +87,7 @@ def test_a_comment_that_landed_before_the_connection_dropped_is_not_posted_again
     flushes = list(h.queue)
     h.queue.clear()
     for _, _, link_id in flushes:
-        h._schedule(flush_link(h.ctx, link_id))
+        h.schedule(flush_link(h.ctx, link_id))
     requests.post(f"{sim.base_url}/_sim/config", json={"fail_rate": 0.0}, timeout=10)
     h.drain()
     texts = comment_texts(h, 1)
@@ -181,7 +181,7 @@ def test_an_event_for_an_unserved_tenant_waits_then_syncs(database, sim, deploym
         assert session.scalars(select(InboxEvent.state)).all() == ["waiting"]
         session.execute(update(Integration).values(enabled=True))
     with database.unit_of_work() as session:
-        h._schedule(intake.pump_waiting(session, h.ctx))
+        h.schedule(intake.pump_waiting(session, h.ctx))
     h.drain()
     assert h.issue_of(1)
 
