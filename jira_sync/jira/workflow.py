@@ -93,6 +93,11 @@ class WorkflowGraph:
                 statuses[str(to["id"])] = (str(to["name"]), to["statusCategory"]["key"])
             self._edges.setdefault(key, {})[str(status_id)] = tuple(_edge(t) for t in transitions)
 
+    def forget(self, key: GraphKey) -> None:
+        """Drop what was learned of one workflow (a listing may have raced a change)."""
+        with self._lock:
+            self._edges.pop(key, None)
+
     def see(self, key: GraphKey, status: Mapping[str, Any]) -> None:
         with self._lock:
             self._statuses.setdefault(key, {})[str(status["id"])] = (
@@ -126,12 +131,14 @@ class WorkflowGraph:
 
 def move_to_category(client: JiraClient, issue: str, category: str, *, graph: WorkflowGraph,
                      field_defaults: Mapping[str, Any] | None = None,
-                     current: dict | None = None, max_hops: int = 8) -> list[str]:
+                     current: dict | None = None, max_hops: int = 8,
+                     before_write: Callable[[], None] | None = None) -> list[str]:
     """Bring ``issue`` to a status of ``category`` (new|indeterminate|done) by transitions.
 
     Returns the names of the transitions made. Raises WorkflowBlocked when no path is known
     or reachable, a field cannot be filled, or ``max_hops`` is spent; TransientError (not
     maybe-applied) and PermanentError propagate for the caller's retry / dead letter.
+    ``before_write`` runs before each transition (the caller's lease check).
     """
     defaults = dict(field_defaults or {})
     if current is None or not all(f in (current.get("fields") or {}) for f in READ_FIELDS):
@@ -144,7 +151,7 @@ def move_to_category(client: JiraClient, issue: str, category: str, *, graph: Wo
     made: list[str] = []
     tried: list[str] = []
     visited: set[str] = set()
-    hops, replanned = 0, False
+    hops, replanned, relearned = 0, False, False
     while True:
         graph.see(key, status)
         here = str(status["id"])
@@ -157,8 +164,22 @@ def move_to_category(client: JiraClient, issue: str, category: str, *, graph: Wo
                                   f"{', '.join(tried)})", made)
         available = client.transitions(issue)  # fresh: ids and screens must be current
         graph.learn(key, here, available)
-        edge = _next_hop(graph, key, here, category, visited, defaults, start_name, tried, made)
+        try:
+            edge = _next_hop(graph, key, here, category, visited, defaults, start_name, tried,
+                             made)
+        except WorkflowBlocked:
+            if relearned:
+                raise
+            # A listing taken while someone else moved the issue is learned under the wrong
+            # status: before saying there is no path, forget the workflow and explore afresh.
+            relearned = True
+            graph.forget(key)
+            graph.learn(key, here, available)
+            edge = _next_hop(graph, key, here, category, visited, defaults, start_name, tried,
+                             made)
         to = next(t["to"] for t in available if str(t["id"]) == edge.id)
+        if before_write is not None:
+            before_write()
         try:
             client.transition(issue, edge.id, edge.fields(defaults) or None)
         except TransientError as exc:

@@ -288,10 +288,10 @@ def move_status(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Wo
     if category is None or category == work.written.get("status"):
         return
     assert work.jira_issue_id is not None
-    renew(ctx, work)
     try:
         hops = move_to_category(client, work.jira_issue_id, category, graph=ctx.graph,
-                                field_defaults=mapping.field_defaults)
+                                field_defaults=mapping.field_defaults,
+                                before_write=lambda: renew(ctx, work))
     except WorkflowBlocked as exc:
         if exc.made:
             journal(ctx, work, "transition", "applied", f"moved {work.jira_issue_key} through "

@@ -255,3 +255,39 @@ def test_transition_errors(deployment):
         client.stale, client.limit = 0, 2  # a second one is a real refusal
         with pytest.raises(PermanentError):
             move_to_category(client, new_issue(client), "done", graph=WorkflowGraph())
+
+
+@DEPLOYMENTS
+def test_a_graph_taught_wrong_edges_is_forgotten_before_giving_up(deployment):
+    """A transitions listing that raced another change is learned under the wrong status:
+    here In Progress is believed to lead only back to To Do."""
+    with jira(deployment) as (_sim, client):
+        graph = WorkflowGraph()
+        issue = new_issue(client)
+        key = ("DATA", str(client.get_issue(issue, fields=("issuetype",))
+                           ["fields"]["issuetype"]["id"]))
+        done_listing = client.transitions(issue)  # as listed at To Do
+        reopen_like = [{**t, "to": {**t["to"], "id": TO_DO, "name": "To Do",
+                                    "statusCategory": {"key": "new"}}} for t in done_listing]
+        graph.learn(key, IN_PROGRESS, reopen_like)
+        assert move_to_category(client, issue, "done", graph=graph) == ["Start Progress", "Done"]
+        assert status(client, issue)["statusCategory"]["key"] == "done"
+
+
+@DEPLOYMENTS
+def test_before_write_runs_before_each_transition_and_can_stop_the_walk(deployment):
+    class Stop(Exception):
+        pass
+
+    with jira(deployment) as (sim, client):
+        issue = new_issue(client)
+        seen: list[str] = []
+
+        def check() -> None:
+            seen.append(status(client, issue)["name"])
+            if len(seen) == 2:
+                raise Stop
+
+        with pytest.raises(Stop):
+            move_to_category(client, issue, "done", graph=WorkflowGraph(), before_write=check)
+        assert seen == ["To Do", "In Progress"] and len(transition_posts(sim, client)) == 1
