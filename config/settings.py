@@ -61,7 +61,8 @@ class SyncTimings:
 
     The lease outlives any one flush; a lost flush is found by the sweep once its lease or due
     time is ``sweep_seconds`` past; a create is assumed searchable ``index_lag_seconds`` after
-    it was attempted (Jira's search index lags fresh issues).
+    it was attempted (Jira's search index lags fresh issues). While the intake queue holds
+    more than a batch of events, a flush waits for them, for at most ``backlog_wait_seconds``.
     """
 
     sweep_seconds: float = 30.0
@@ -71,6 +72,7 @@ class SyncTimings:
     backoff_cap_seconds: float = 600.0
     max_retry_age_seconds: float = 86400.0
     jira_rate_limit: float = 10.0
+    backlog_wait_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             max_retry_age_seconds=_float(env, "JIRA_SYNC_MAX_RETRY_AGE_SECONDS", 86400.0, 1.0,
                                          30 * 86400.0),
             jira_rate_limit=_float(env, "JIRA_SYNC_JIRA_RATE_LIMIT", 10.0, 0.1, 10000.0),
+            backlog_wait_seconds=_float(env, "JIRA_SYNC_BACKLOG_WAIT_SECONDS", 60.0, 0.0,
+                                        900.0),
         ),
     )
 

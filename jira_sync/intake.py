@@ -1,4 +1,4 @@
-"""Intake of QALITA events: validate, store, fold into the desired state, in one transaction.
+"""Intake of QALITA events: validate, store, fold into the desired state, a batch per transaction.
 
 An event is durable once its inbox row commits; only then is the broker message acknowledged
 (the task acks late) or the HTTP sender answered. Redelivered or re-sent events collapse on
@@ -10,6 +10,8 @@ exists (``pump_waiting``).
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -22,8 +24,8 @@ from jira_sync.store.models import InboxEvent, Integration
 from jira_sync.store.types import utcnow
 from jira_sync.store.upsert import insert
 from jira_sync.sync.context import SyncContext
-from jira_sync.sync.journal import dead_letter, log
-from jira_sync.sync.state import Due, apply_event
+from jira_sync.sync.journal import dead_letter, entry, write
+from jira_sync.sync.state import Due, apply_events
 
 logger = logging.getLogger("jira_sync.intake")
 QALITA = "qalita"
@@ -31,63 +33,85 @@ WAITING, PROCESSED = "waiting", "processed"
 PUMP_BATCH = 500
 
 
-def receive_event(ctx: SyncContext, payload: Any) -> list[Due]:
-    """The queue path, in its own transaction, losing nothing.
+def receive_batch(ctx: SyncContext, payloads: Sequence[Any]) -> list[Due]:
+    """The queue path: a batch of messages stored in one transaction, losing nothing.
 
-    A database that cannot be reached raises (the task is retried: the event must be stored
-    before the message is acknowledged); any other failure is a bug in handling this one
-    event, so the event becomes an ``intake_failed`` dead letter instead of being retried
-    forever or acknowledged and lost.
+    A database that cannot be reached raises (the batch is sent again: each event must be
+    stored before its message is acknowledged, and ``event_id`` makes the retry harmless).
+    Any other failure is a bug in handling some event, so the batch is taken again one event
+    at a time and only the event that trips it becomes an ``intake_failed`` dead letter,
+    instead of being retried forever or acknowledged and lost.
     """
     try:
         with ctx.database.unit_of_work() as session:
-            return receive(session, ctx, payload)
+            return receive(session, ctx, payloads)
     except OperationalError:
         raise
     except Exception as exc:  # Kept as a dead letter; the traceback goes to the log.
+        if len(payloads) > 1:
+            return [due for payload in payloads for due in receive_batch(ctx, [payload])]
         logger.exception("QALITA event could not be processed; kept as a dead letter")
-        kept = payload if isinstance(payload, dict) else {"event": payload}
         with ctx.database.unit_of_work() as session:
             dead_letter(session, "intake_failed",
                         f"processing failed: {type(exc).__name__}: {str(exc)[:500]}",
-                        payload=kept)
+                        payload=_kept(payloads[0]))
         return []
 
 
-def receive(session: Session, ctx: SyncContext, payload: Any) -> list[Due]:
-    """The queue path: an event the schema rejects is a dead letter, never an exception."""
-    try:
-        event = parse_event(payload)
-    except InvalidEvent as exc:
-        kept = payload if isinstance(payload, dict) else {"event": payload}
-        dead_letter(session, "invalid_event", f"invalid QALITA event: {exc.reason}",
-                    payload=kept, request={"errors": exc.errors})
-        return []
-    return accept(session, ctx, event, payload)
+def receive(session: Session, ctx: SyncContext, payloads: Sequence[Any]) -> list[Due]:
+    """Parse, then accept: an event the schema rejects is a dead letter, never an exception."""
+    valid: list[tuple[QalitaEvent, dict[str, Any]]] = []
+    for payload in payloads:
+        try:
+            valid.append((parse_event(payload), payload))
+        except InvalidEvent as exc:
+            dead_letter(session, "invalid_event", f"invalid QALITA event: {exc.reason}",
+                        payload=_kept(payload), request={"errors": exc.errors})
+    return accept(session, ctx, valid)
 
 
-def accept(session: Session, ctx: SyncContext, event: QalitaEvent,
-           payload: dict[str, Any]) -> list[Due]:
-    """Store a valid event (once per ``event_id``) and apply it when its tenant is served."""
-    integration = ctx.serving(session, event.tenant)
-    inbox_id = session.scalar(insert(session, InboxEvent).values(
-        source=QALITA, dedupe_key=event.event_id, tenant=event.tenant,
-        event_type=event.event_type, payload=payload, attempts=1, received_at=utcnow(),
-        state=PROCESSED if integration else WAITING,
-        integration_id=integration.id if integration else None,
-        processed_at=utcnow() if integration else None,
-    ).on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
-        .returning(InboxEvent.id))
-    if inbox_id is None:
-        log(session, None, event.event_type, "duplicate",
-            f"event {event.event_id} was already received", event_id=event.event_id)
-        return []
-    if integration is None:
-        _log_waiting(session, event)
-        return []
-    due = apply_event(session, integration, ctx.mappings(integration), event,
-                      ctx.debounce_seconds)
-    return [due] if due else []
+def accept(session: Session, ctx: SyncContext,
+           events: Sequence[tuple[QalitaEvent, dict[str, Any]]]) -> list[Due]:
+    """Store valid events (once per ``event_id``) and apply those whose tenant is served."""
+    notes: list[dict[str, Any]] = []
+    fresh: dict[str, tuple[QalitaEvent, dict[str, Any]]] = {}
+    for event, payload in events:
+        if event.event_id in fresh:
+            notes.append(_duplicate(event))
+        else:
+            fresh[event.event_id] = (event, payload)
+    stored: set[str] = set()
+    if fresh:
+        now = utcnow()
+        rows = []
+        for event, payload in fresh.values():
+            integration = ctx.serving(session, event.tenant)
+            rows.append(dict(
+                source=QALITA, dedupe_key=event.event_id, tenant=event.tenant,
+                event_type=event.event_type, payload=payload, attempts=1, received_at=now,
+                state=PROCESSED if integration else WAITING,
+                integration_id=integration.id if integration else None,
+                processed_at=now if integration else None))
+        stored = set(session.scalars(insert(session, InboxEvent).values(rows)
+                                     .on_conflict_do_nothing(index_elements=["source",
+                                                                             "dedupe_key"])
+                                     .returning(InboxEvent.dedupe_key)))
+    by_tenant: dict[str, list[QalitaEvent]] = defaultdict(list)
+    for event, _ in fresh.values():
+        if event.event_id not in stored:
+            notes.append(_duplicate(event))
+        elif ctx.serving(session, event.tenant) is None:
+            notes.append(_waiting(event))
+        else:
+            by_tenant[event.tenant].append(event)
+    write(session, notes)
+    dues: list[Due] = []
+    for tenant, tenant_events in by_tenant.items():
+        integration = ctx.serving(session, tenant)
+        assert integration is not None  # grouped for that
+        dues += apply_events(session, integration, ctx.mappings(integration), tenant_events,
+                             ctx.debounce_seconds)
+    return dues
 
 
 def pump_waiting(session: Session, ctx: SyncContext) -> list[Due]:
@@ -97,21 +121,33 @@ def pump_waiting(session: Session, ctx: SyncContext) -> list[Due]:
         InboxEvent.source == QALITA, InboxEvent.state == WAITING,
         InboxEvent.tenant.in_(served)).order_by(InboxEvent.id).limit(PUMP_BATCH)
         .with_for_update(skip_locked=True)).all()
-    dues: list[Due] = []
+    by_tenant: dict[str, list[InboxEvent]] = defaultdict(list)
     for inbox in rows:
-        event = parse_event(inbox.payload)
-        integration = serving(session, event.tenant)
+        by_tenant[inbox.tenant].append(inbox)
+    dues: list[Due] = []
+    for tenant, held in by_tenant.items():
+        integration = serving(session, tenant)
         assert integration is not None  # selected for that
-        due = apply_event(session, integration, ctx.mappings(integration), event,
-                          ctx.debounce_seconds)
-        dues += [due] if due else []
-        inbox.state, inbox.integration_id, inbox.processed_at = (
-            PROCESSED, integration.id, utcnow())
-        inbox.attempts += 1
+        dues += apply_events(session, integration, ctx.mappings(integration),
+                             [parse_event(inbox.payload) for inbox in held],
+                             ctx.debounce_seconds)
+        for inbox in held:
+            inbox.state, inbox.integration_id, inbox.processed_at = (
+                PROCESSED, integration.id, utcnow())
+            inbox.attempts += 1
     return dues
 
 
-def _log_waiting(session: Session, event: QalitaEvent) -> None:
-    log(session, None, event.event_type, "waiting",
-        f"no enabled integration serves tenant {event.tenant!r}; the event waits",
-        event_id=event.event_id)
+def _kept(payload: Any) -> dict[str, Any]:
+    return payload if isinstance(payload, dict) else {"event": payload}
+
+
+def _duplicate(event: QalitaEvent) -> dict[str, Any]:
+    return entry(None, event.event_type, "duplicate",
+                 f"event {event.event_id} was already received", event_id=event.event_id)
+
+
+def _waiting(event: QalitaEvent) -> dict[str, Any]:
+    return entry(None, event.event_type, "waiting",
+                 f"no enabled integration serves tenant {event.tenant!r}; the event waits",
+                 event_id=event.event_id)

@@ -60,7 +60,7 @@ def receive() -> ResponseReturnValue:
         abort(503, "JIRA_SYNC_SECRET_KEY is not set")
     try:
         with context.database().unit_of_work() as session:
-            dues = intake.accept(session, sync, event, payload)
+            dues = intake.accept(session, sync, [(event, payload)])
     except SQLAlchemyError as exc:
         logger.warning("cannot store QALITA event %s: %s", event.event_id, type(exc).__name__)
         abort(503, "the event could not be stored; send it again")

@@ -7,7 +7,9 @@ It also refuses option names Celery does not know: Celery silently accepts a typ
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import logging
+import random
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Task
@@ -15,7 +17,10 @@ from sqlalchemy.exc import OperationalError
 
 from jira_sync.broker import send_flushes
 from worker import runtime
+from worker.batching import DONE, BatchTask
 from worker.celery_app import TASK_QUEUES, TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, app
+
+logger = logging.getLogger("jira_sync.worker")
 
 HOUSE_DEFAULTS: dict[str, Any] = {
     # The database unreachable is worth waiting out: retried with backoff, for as long as it
@@ -71,3 +76,53 @@ def task(name: str, queue: str, *, transactional: bool = True,
 
     return decorator
 
+
+
+def batch_task(name: str, queue: str) -> Callable[[Callable[..., Any]], Task]:
+    """Register ``fn(payloads)`` as task ``name`` on ``queue``, taking its messages in batches.
+
+    Callers send one message per item with the item as the only argument, as to any task;
+    ``fn`` receives the items of the messages that arrived together (``worker.batching``). The
+    house's guarantees hold per message: each is acknowledged only after ``fn`` returned; an
+    unreachable database sends each message again with backoff (a new message, published
+    before this one is acknowledged); the flushes ``fn`` returns are scheduled after that.
+    """
+
+    def decorator(fn: Callable[[Sequence[Any]], Any]) -> Task:
+        def run(requests: Sequence[Any]) -> str:
+            try:
+                follow_ups = fn([_item(request) for request in requests])
+            except OperationalError as exc:
+                logger.warning("database unreachable (%s); %d message(s) sent again",
+                               type(exc).__name__, len(requests))
+                for request in requests:
+                    _send_again(name, queue, request)
+                return DONE
+            if follow_ups:
+                send_flushes(app, follow_ups)
+            return DONE
+
+        run.__name__, run.__doc__, run.__module__ = fn.__name__, fn.__doc__, fn.__module__
+        TASK_QUEUES[name] = queue
+        batch_options = {key: HOUSE_DEFAULTS[key] for key in (
+            "acks_late", "reject_on_worker_lost", "ignore_result", "serializer", "time_limit",
+            "soft_time_limit")}
+        return app.task(name=name, base=BatchTask, **batch_options)(run)
+
+    return decorator
+
+
+def _item(request: Any) -> Any:
+    """The message's one argument; a message that is not a call with one argument is passed
+    on whole, so the task refuses it with a reason like any other bad item."""
+    if len(request.args) == 1 and not request.kwargs:
+        return request.args[0]
+    return {"message_args": list(request.args), "message_kwargs": dict(request.kwargs)}
+
+
+def _send_again(name: str, queue: str, request: Any) -> None:
+    retries = int((request.request_dict or {}).get("retries") or 0)
+    backoff = min(HOUSE_DEFAULTS["retry_backoff_max"],
+                  HOUSE_DEFAULTS["retry_backoff"] * 2 ** min(retries, 10))
+    app.send_task(name, args=request.args, kwargs=request.kwargs, queue=queue,
+                  countdown=random.uniform(0, backoff), retries=retries + 1)

@@ -142,6 +142,15 @@ def flush_link(ctx: SyncContext, link_id: int) -> list[Due]:
     return _flush_guarded(ctx, work)
 
 
+def postpone(ctx: SyncContext, link_ids: list[int], until: datetime) -> None:
+    """Move the pending flushes of ``link_ids`` to ``until``, so the sweep does not take a
+    flush that waits for queued events for a lost one."""
+    with ctx.database.unit_of_work() as session:
+        session.execute(update(IssueLink).where(
+            IssueLink.id.in_(link_ids), IssueLink.due_at.is_not(None), IssueLink.due_at < until,
+        ).values(due_at=until).execution_options(synchronize_session=False))
+
+
 def _lease_work(ctx: SyncContext, session: Session, link: IssueLink,
                 owner: str) -> tuple[Work | None, list[Due]]:
     """Lease the link for this flush and detach what the flush needs, or say when to look

@@ -8,6 +8,7 @@ window and the flush writes the newest state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from jira_sync.mapping import MappingSet
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.store.upsert import insert
-from jira_sync.sync.journal import log
+from jira_sync.sync.journal import entry, write
 
 # Lifecycle of a link. Closed and tombstoned links take no more outbound changes.
 PENDING, LINKED, BLOCKED, FAILED, CLOSED, TOMBSTONED = (
@@ -41,35 +42,59 @@ class Due:
     at: datetime
 
 
-def link_for(session: Session, integration: Integration, tenant: str,
-             issue_id: int) -> IssueLink:
-    """The link row of a QALITA issue, created when missing and locked for this transaction.
+def apply_events(session: Session, integration: Integration, mappings: MappingSet,
+                 events: Sequence[QalitaEvent], debounce_seconds: float) -> list[Due]:
+    """Fold ``events`` (one tenant's, in arrival order) into their links; returns the flushes
+    of the debounce windows they start, one per link at most."""
+    links = _links_for(session, integration, events)
+    notes: list[dict[str, Any]] = []
+    started: dict[int, Due] = {}
+    for event in events:
+        due = _fold(session, integration, mappings, links[event.issue.id], event,
+                    debounce_seconds, notes)
+        if due is not None:
+            started[due.link_id] = due
+    write(session, notes)
+    return list(started.values())
 
-    The unique key collapses concurrent first events for one issue into one row.
+
+def _links_for(session: Session, integration: Integration,
+               events: Sequence[QalitaEvent]) -> dict[int, IssueLink]:
+    """The link rows of the events' issues, created when missing and locked for this
+    transaction.
+
+    The unique key collapses concurrent first events for one issue into one row. Rows are
+    inserted in key order and locked in id order, so two batches sharing issues wait for each
+    other instead of deadlocking.
     """
-    session.execute(insert(session, IssueLink).values(
+    tenants = {event.tenant for event in events}
+    assert len(tenants) == 1, "one tenant per call: an integration serves one tenant"
+    tenant = tenants.pop()
+    issue_ids = sorted({event.issue.id for event in events})
+    now = utcnow()
+    session.execute(insert(session, IssueLink).values([dict(
         integration_id=integration.id, tenant=tenant, qalita_issue_id=issue_id,
         state=PENDING, desired_version=0, applied_version=0, written={}, managed_labels=[],
-        attempts=0, created_at=utcnow(), updated_at=utcnow(),
+        attempts=0, created_at=now, updated_at=now) for issue_id in issue_ids],
     ).on_conflict_do_nothing(index_elements=["tenant", "qalita_issue_id", "integration_id"]))
-    return session.scalars(select(IssueLink).where(
+    links = session.scalars(select(IssueLink).where(
         IssueLink.integration_id == integration.id, IssueLink.tenant == tenant,
-        IssueLink.qalita_issue_id == issue_id).with_for_update()).one()
+        IssueLink.qalita_issue_id.in_(issue_ids)).order_by(IssueLink.id).with_for_update())
+    return {link.qalita_issue_id: link for link in links}
 
 
-def apply_event(session: Session, integration: Integration, mappings: MappingSet,
-                event: QalitaEvent, debounce_seconds: float) -> Due | None:
-    """Fold ``event`` into its link; returns when to flush if this starts a debounce window."""
-    link = link_for(session, integration, event.tenant, event.issue.id)
+def _fold(session: Session, integration: Integration, mappings: MappingSet, link: IssueLink,
+          event: QalitaEvent, debounce_seconds: float, notes: list[dict[str, Any]]) -> Due | None:
+    """Fold one event into its link; returns when to flush if this starts a debounce window."""
     context = {"link_id": link.id, "event_id": event.event_id}
     if link.state in FINAL_STATES:
-        log(session, integration.id, event.event_type, "ignored",
-            f"QALITA issue {event.issue.id}: link is {link.state}", **context)
+        notes.append(entry(integration.id, event.event_type, "ignored",
+                           f"QALITA issue {event.issue.id}: link is {link.state}", **context))
         return None
     if event.is_comment:
-        changed = _apply_comment(session, link, event)
+        changed = _apply_comment(session, link, event, notes)
     else:
-        changed = _apply_issue(session, integration, mappings, link, event)
+        changed = _apply_issue(integration, mappings, link, event, notes)
     if not changed or link.desired is None:
         return None
     if link.state in (BLOCKED, FAILED):  # New input deserves a new attempt.
@@ -77,9 +102,9 @@ def apply_event(session: Session, integration: Integration, mappings: MappingSet
         link.next_attempt_at, link.attempts, link.first_failure_at = None, 0, None
     now = utcnow()
     if link.due_at is not None and link.due_at > now - timedelta(seconds=OVERDUE_SECONDS):
-        log(session, integration.id, event.event_type, "coalesced",
-            f"QALITA issue {event.issue.id}: joins the flush due at {link.due_at.isoformat()}",
-            **context)
+        notes.append(entry(integration.id, event.event_type, "coalesced",
+                           f"QALITA issue {event.issue.id}: joins the flush due at "
+                           f"{link.due_at.isoformat()}", **context))
         return None
     # A window long overdue lost its flush with a worker: this event schedules a new one, so
     # even a deployment without beat recovers at the issue's next change.
@@ -87,8 +112,8 @@ def apply_event(session: Session, integration: Integration, mappings: MappingSet
     return Due(link.id, link.due_at)
 
 
-def _apply_issue(session: Session, integration: Integration, mappings: MappingSet,
-                 link: IssueLink, event: QalitaEvent) -> bool:
+def _apply_issue(integration: Integration, mappings: MappingSet, link: IssueLink,
+                 event: QalitaEvent, notes: list[dict[str, Any]]) -> bool:
     version = event.issue.version
     deleted = event.event_type == "issue.deleted"
     current: dict[str, Any] = link.desired or {}
@@ -96,9 +121,10 @@ def _apply_issue(session: Session, integration: Integration, mappings: MappingSe
             version == link.desired_version and link.desired is not None
             and (current.get("deleted") or not deleted)):
         decision = "stale" if version < link.desired_version else "duplicate"
-        log(session, integration.id, event.event_type, decision,
-            f"QALITA issue {event.issue.id} version {version}: already have version "
-            f"{link.desired_version}", link_id=link.id, event_id=event.event_id)
+        notes.append(entry(integration.id, event.event_type, decision,
+                           f"QALITA issue {event.issue.id} version {version}: already have "
+                           f"version {link.desired_version}", link_id=link.id,
+                           event_id=event.event_id))
         return False
     issue = current.get("issue") if deleted and current.get("issue") else dump_issue(event.issue)
     link.desired = {"issue": issue, "deleted": deleted}
@@ -108,13 +134,14 @@ def _apply_issue(session: Session, integration: Integration, mappings: MappingSe
         route = mappings.route(event.issue, integration.project_key or "",
                                integration.issue_type or "")
         link.jira_project_key, link.jira_issue_type = route.project_key, route.issue_type
-    log(session, integration.id, event.event_type, "accepted",
-        f"QALITA issue {event.issue.id} version {version}", link_id=link.id,
-        event_id=event.event_id)
+    notes.append(entry(integration.id, event.event_type, "accepted",
+                       f"QALITA issue {event.issue.id} version {version}", link_id=link.id,
+                       event_id=event.event_id))
     return True
 
 
-def _apply_comment(session: Session, link: IssueLink, event: QalitaEvent) -> bool:
+def _apply_comment(session: Session, link: IssueLink, event: QalitaEvent,
+                   notes: list[dict[str, Any]]) -> bool:
     comment = event.comment
     assert comment is not None  # the schema requires it on comment events
     session.execute(insert(session, CommentLink).values(
@@ -138,7 +165,7 @@ def _apply_comment(session: Session, link: IssueLink, event: QalitaEvent) -> boo
     else:
         row.body, row.author, row.desired_at = comment.body or "", author, event.occurred_at
         decision, changed = "accepted", True
-    log(session, link.integration_id, event.event_type, decision,
-        f"QALITA comment {comment.id} of issue {event.issue.id}", link_id=link.id,
-        event_id=event.event_id)
+    notes.append(entry(link.integration_id, event.event_type, decision,
+                       f"QALITA comment {comment.id} of issue {event.issue.id}",
+                       link_id=link.id, event_id=event.event_id))
     return changed

@@ -103,7 +103,7 @@ def test_inbox_stores_each_event_id_once_and_holds_it_for_an_unserved_tenant(dat
     ctx = intake_context(database)
     for _ in range(2):
         with database.unit_of_work() as session:
-            assert intake.receive(session, ctx, event) == []
+            assert intake.receive(session, ctx, [event]) == []
     with database.unit_of_work() as session:
         stored = session.scalars(select(InboxEvent)).one()
         assert (stored.tenant, stored.event_type, stored.state) == ("acme", "issue.created",
@@ -119,7 +119,7 @@ def test_inbox_stores_each_event_id_once_and_holds_it_for_an_unserved_tenant(dat
 ])
 def test_invalid_events_become_dead_letters_with_a_reason(database, event, reason):
     with database.unit_of_work() as session:
-        intake.receive(session, intake_context(database), event)
+        intake.receive(session, intake_context(database), [event])
     with database.unit_of_work() as session:
         stored = session.scalars(select(DeadLetter)).one()
         assert reason in stored.reason and stored.kind == "invalid_event"
@@ -134,8 +134,8 @@ def test_an_event_whose_processing_fails_is_kept_as_a_dead_letter(database, monk
     def broken(*_args, **_kwargs):
         raise RuntimeError("a bug in handling this event")
 
-    monkeypatch.setattr(intake, "apply_event", broken)
-    assert intake.receive_event(intake_context(database), qalita_event(1)) == []
+    monkeypatch.setattr(intake, "apply_events", broken)
+    assert intake.receive_batch(intake_context(database), [qalita_event(1)]) == []
     with database.unit_of_work() as session:
         letter = session.scalars(select(DeadLetter)).one()
     assert letter.kind == "intake_failed" and "a bug in handling" in letter.reason
@@ -150,5 +150,5 @@ def test_an_unreachable_database_raises_so_the_task_retries_instead_of_acknowled
 
     unreachable = Database(f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port()}/none")
     with pytest.raises(OperationalError):
-        intake.receive_event(intake_context(unreachable), qalita_event(1))
+        intake.receive_batch(intake_context(unreachable), [qalita_event(1)])
     unreachable.dispose()

@@ -82,9 +82,8 @@ class Harness:
                 integration.options = {"mapping": self.mapping}
 
     def send(self, *events: dict[str, Any]) -> None:
-        for event in events:
-            with self.database.unit_of_work() as session:
-                self.schedule(intake.receive(session, self.ctx, event))
+        """Take ``events`` as one batch off the queue, as the worker's intake task does."""
+        self.schedule(intake.receive_batch(self.ctx, events))
 
     def schedule(self, dues: list[Due]) -> None:
         for due in dues:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from datetime import timedelta
+
 from sqlalchemy.orm import Session
 
 from jira_sync import intake
@@ -10,13 +14,49 @@ from jira_sync.store.types import utcnow
 from jira_sync.sync import outbound, sweep
 from jira_sync.sync.state import Due
 from worker import queues, runtime
+from worker.batching import BatchTask
+from worker.celery_app import app
 from worker.house import task
+
+logger = logging.getLogger("jira_sync.worker")
+# While more QALITA events than one intake batch wait on the queue, the state a flush would
+# write is likely out of date already and Jira calls are the scarce resource: the flush waits
+# this long and looks again, for at most JIRA_SYNC_BACKLOG_WAIT_SECONDS, so a burst of updates
+# costs one edit per issue and a steady flood still flushes.
+DEFER_STEP_SECONDS = 2.0
+BACKLOG_CHECK_SECONDS = 1.0
+_backlog: tuple[float, int] = (0.0, 0)
 
 
 @task(name=FLUSH_TASK, queue=queues.OUTBOUND, transactional=False)
-def flush_link(link_id: int) -> list[Due]:
-    """Bring one link's Jira issue to its desired state; schedules its own next attempt."""
-    return outbound.flush_link(runtime.sync_context(), link_id)
+def flush_links(link_ids: list[int], since: float | None = None) -> list[Due]:
+    """Bring each link's Jira issue to its desired state; schedules their next attempts."""
+    context = runtime.sync_context()
+    since = since or time.time()
+    if (time.time() - since + DEFER_STEP_SECONDS <= context.timings.backlog_wait_seconds
+            and intake_backlog() > BatchTask.flush_every):
+        outbound.postpone(context, link_ids, utcnow() + timedelta(seconds=DEFER_STEP_SECONDS))
+        app.send_task(FLUSH_TASK, args=(link_ids, since), queue=queues.OUTBOUND,
+                      countdown=DEFER_STEP_SECONDS)
+        return []
+    return [due for link_id in link_ids for due in outbound.flush_link(context, link_id)]
+
+
+def intake_backlog() -> int:
+    """Messages waiting on the intake queue, read at most once a second per process; 0 when
+    the broker cannot say."""
+    global _backlog
+    checked, count = _backlog
+    if time.monotonic() - checked > BACKLOG_CHECK_SECONDS:
+        try:
+            with app.connection_for_read() as connection:
+                count = connection.default_channel.queue_declare(
+                    queue=queues.QALITA, passive=True).message_count
+        except Exception as exc:  # A guess only: never a reason to fail the flush.
+            logger.debug("intake backlog unknown: %s", type(exc).__name__)
+            count = 0
+        _backlog = (time.monotonic(), count)
+    return count
 
 
 @task(name="jira_sync.sweep", queue=queues.MAINTENANCE)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from jira_sync import intake
 from jira_sync.publish import QALITA_EVENT_TASK
 from jira_sync.sync.state import Due
 from worker import queues, runtime
-from worker.house import task
+from worker.house import batch_task
 
 
-@task(name=QALITA_EVENT_TASK, queue=queues.QALITA, transactional=False)
-def qalita_event(event: Any) -> list[Due]:
-    """Validate, store and fold the event into its link; the message is acknowledged only
-    after that commits, and the link's flush is scheduled after it."""
-    return intake.receive_event(runtime.sync_context(), event)
+@batch_task(name=QALITA_EVENT_TASK, queue=queues.QALITA)
+def qalita_event(events: Sequence[Any]) -> list[Due]:
+    """Validate, store and fold the events that arrived together into their links; their
+    messages are acknowledged only after that commits, and the links' flushes are scheduled
+    after it."""
+    return intake.receive_batch(runtime.sync_context(), events)
