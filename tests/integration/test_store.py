@@ -142,6 +142,28 @@ def test_an_event_whose_processing_fails_is_kept_as_a_dead_letter(database, monk
     assert letter.payload["issue"]["id"] == 1
 
 
+def test_a_batch_with_an_event_that_trips_a_bug_keeps_only_that_event_as_a_dead_letter(
+        database, monkeypatch):
+    from jira_sync.store.models import IssueLink
+    from tests.support.sync import Harness, qalita_event
+
+    Harness(database, "http://127.0.0.1:9", "cloud")  # an integration serves the tenant
+    real = intake.apply_events
+
+    def broken_for_issue_2(session, integration, mappings, events, debounce):
+        if any(event.issue.id == 2 for event in events):
+            raise RuntimeError("a bug in handling issue 2")
+        return real(session, integration, mappings, events, debounce)
+
+    monkeypatch.setattr(intake, "apply_events", broken_for_issue_2)
+    dues = intake.receive_batch(intake_context(database), [qalita_event(n) for n in (1, 2, 3)])
+    with database.unit_of_work() as session:
+        letter = session.scalars(select(DeadLetter)).one()
+        linked = sorted(session.scalars(select(IssueLink.qalita_issue_id)))
+    assert letter.kind == "intake_failed" and letter.payload["issue"]["id"] == 2
+    assert linked == [1, 3] and len(dues) == 2
+
+
 def test_an_unreachable_database_raises_so_the_task_retries_instead_of_acknowledging():
     from sqlalchemy.exc import OperationalError
 

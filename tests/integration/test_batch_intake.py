@@ -1,0 +1,132 @@
+"""Intake in batches and flushes that wait for a backlog, with real worker processes on the
+real Redis and Postgres: batches form, every message is acknowledged only once stored, a
+database that goes away loses nothing, and a flush waits for queued events but not forever."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+import requests
+from celery import Celery
+from sqlalchemy import func, select
+
+from jira_sync import intake, publish_qalita_event
+from jira_sync.broker import send_flushes
+from jira_sync.crypto import SecretBox
+from jira_sync.simulators.jira import SimulatorConfig, running_simulator
+from jira_sync.store.db import Database
+from jira_sync.store.models import DeadLetter, InboxEvent, IssueLink
+from jira_sync.sync.context import SyncContext
+from tests.support.processes import ServiceProcess, wait_until
+from tests.support.proxy import CuttableProxy
+from tests.support.sync import qalita_event
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def db(postgres_url):
+    database = Database(postgres_url)
+    yield database
+    database.dispose()
+
+
+def inbox_count(db: Database) -> int:
+    with db.unit_of_work() as session:
+        return session.scalar(select(func.count()).select_from(InboxEvent)) or 0
+
+
+def broker_settled(broker_url: str) -> bool:
+    """Nothing waits on the intake queue and nothing is delivered but unacknowledged."""
+    client = redis.Redis.from_url(broker_url)
+    return client.llen("jira_sync.qalita") == 0 and client.hlen("unacked") == 0
+
+
+def publish(broker_url: str, events: list[dict]) -> None:
+    for event in events:
+        publish_qalita_event(event, broker_url=broker_url)
+
+
+def test_a_burst_is_stored_in_batches_and_every_message_is_acknowledged(
+        service_env, db, tmp_path):
+    # No integration serves the tenant: the events are stored and wait, no flush runs.
+    events = [qalita_event(issue_id, version, "issue.updated" if version > 1 else
+                           "issue.created") for version in (1, 2) for issue_id in range(1, 301)]
+    publish(service_env["JIRA_SYNC_BROKER_URL"], events)
+    worker = ServiceProcess(["worker"], service_env, tmp_path / "worker.log")
+    try:
+        wait_until(lambda: inbox_count(db) == len(events), 60)
+        wait_until(lambda: broker_settled(service_env["JIRA_SYNC_BROKER_URL"]), 30)
+        with db.unit_of_work() as session:
+            # One transaction per batch, so one receipt time per batch.
+            batches = session.scalar(select(func.count(func.distinct(InboxEvent.received_at))))
+            assert set(session.scalars(select(InboxEvent.state))) == {"waiting"}
+        assert batches <= len(events) // 10
+    finally:
+        worker.kill()
+
+
+def test_an_unreachable_database_sends_the_batch_again_and_loses_nothing(
+        service_env, db, tmp_path):
+    url = urlsplit(service_env["JIRA_SYNC_DATABASE_URL"])
+    proxy = CuttableProxy((url.hostname or "127.0.0.1", url.port or 5432))
+    proxy.restore()
+    proxied = urlunsplit(url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}"))
+    env = {**service_env, "JIRA_SYNC_DATABASE_URL": proxied}
+    worker = ServiceProcess(["worker"], env, tmp_path / "worker.log")
+    try:
+        worker.wait_for(r"ready\.", 60)
+        proxy.cut()
+        events = [qalita_event(issue_id) for issue_id in range(1, 41)]
+        publish(env["JIRA_SYNC_BROKER_URL"], events)
+        worker.wait_for(r"database unreachable \(OperationalError\); \d+ message\(s\) sent "
+                        r"again", 30)
+        assert inbox_count(db) == 0
+        proxy.restore()
+        wait_until(lambda: inbox_count(db) == len(events), 90)
+        wait_until(lambda: broker_settled(env["JIRA_SYNC_BROKER_URL"]), 30)
+        with db.unit_of_work() as session:
+            assert session.scalars(select(DeadLetter)).all() == []
+    finally:
+        worker.kill()
+        proxy.cut()
+
+
+def test_a_flush_waits_while_intake_is_backlogged_but_not_past_the_limit(
+        service_env, secret_key, db, tmp_path):
+    broker_url = service_env["JIRA_SYNC_BROKER_URL"]
+    with running_simulator(SimulatorConfig(deployment="cloud", index_lag_ms=0)) as sim:
+        env = {**service_env, "JIRA_BASE_URL": sim.base_url, "JIRA_EMAIL": "svc@example.com",
+               "JIRA_API_TOKEN": "tok-123", "JIRA_PROJECT_KEY": "DATA",
+               "JIRA_ISSUE_TYPE": "Bug", "JIRA_SYNC_BACKLOG_WAIT_SECONDS": "6"}
+        # A worker that does not take intake, so more than a batch of events stays queued.
+        worker = ServiceProcess(["worker", "--queues", "jira_sync.outbound"], env,
+                                tmp_path / "worker.log")
+        producer = Celery(broker=broker_url, set_as_current=False)
+        try:
+            worker.wait_for(r"ready\.", 60)
+            publish(broker_url, [qalita_event(n) for n in range(1000, 1250)])
+            ctx = SyncContext(database=db, box=SecretBox((secret_key,)), debounce_seconds=0.0)
+            [due] = intake.receive_batch(ctx, [qalita_event(1)])
+            send_flushes(producer, [due])
+            sent = time.monotonic()
+            time.sleep(3)
+            with db.unit_of_work() as session:
+                waiting = session.get(IssueLink, due.link_id)
+                assert waiting.jira_issue_id is None and waiting.due_at > due.at
+            assert not [c for c in requests.get(f"{sim.base_url}/_sim/calls", timeout=10).json()
+                        if c["method"] == "POST"]
+
+            def created() -> bool:
+                with db.unit_of_work() as session:
+                    return session.get(IssueLink, due.link_id).jira_issue_id is not None
+
+            wait_until(created, 30)
+            assert time.monotonic() - sent < 20
+            assert redis.Redis.from_url(broker_url).llen("jira_sync.qalita") == 250
+        finally:
+            producer.close()
+            worker.kill()
