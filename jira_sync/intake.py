@@ -51,11 +51,14 @@ def receive_batch(ctx: SyncContext, payloads: Sequence[Any]) -> list[Due]:
         if len(payloads) > 1:
             return [due for payload in payloads for due in receive_batch(ctx, [payload])]
         logger.exception("QALITA event could not be processed; kept as a dead letter")
-        with ctx.database.unit_of_work() as session:
-            dead_letter(session, "intake_failed",
-                        f"processing failed: {type(exc).__name__}: {str(exc)[:500]}",
-                        payload=_kept(payloads[0]))
+        give_up(ctx, payloads[0], f"processing failed: {type(exc).__name__}: {str(exc)[:500]}")
         return []
+
+
+def give_up(ctx: SyncContext, payload: Any, reason: str) -> None:
+    """Keep an event that cannot be processed as an ``intake_failed`` dead letter."""
+    with ctx.database.unit_of_work() as session:
+        dead_letter(session, "intake_failed", reason, payload=_kept(payload))
 
 
 def receive(session: Session, ctx: SyncContext, payloads: Sequence[Any]) -> list[Due]:
@@ -80,14 +83,19 @@ def accept(session: Session, ctx: SyncContext,
             notes.append(_duplicate(event))
         else:
             fresh[event.event_id] = (event, payload)
+    # Which integration serves each tenant is decided once, for the row and the fold alike.
+    served_by = {tenant: ctx.serving(session, tenant)
+               for tenant in {event.tenant for event, _ in fresh.values()}}
     stored: set[str] = set()
     if fresh:
         now = utcnow()
         rows = []
-        for event, payload in fresh.values():
-            integration = ctx.serving(session, event.tenant)
+        # In key order, so two batches holding the same event ids wait instead of deadlocking.
+        for event_id in sorted(fresh):
+            event, payload = fresh[event_id]
+            integration = served_by[event.tenant]
             rows.append(dict(
-                source=QALITA, dedupe_key=event.event_id, tenant=event.tenant,
+                source=QALITA, dedupe_key=event_id, tenant=event.tenant,
                 event_type=event.event_type, payload=payload, attempts=1, received_at=now,
                 state=PROCESSED if integration else WAITING,
                 integration_id=integration.id if integration else None,
@@ -100,16 +108,17 @@ def accept(session: Session, ctx: SyncContext,
     for event, _ in fresh.values():
         if event.event_id not in stored:
             notes.append(_duplicate(event))
-        elif ctx.serving(session, event.tenant) is None:
+        elif served_by[event.tenant] is None:
             notes.append(_waiting(event))
         else:
             by_tenant[event.tenant].append(event)
     write(session, notes)
     dues: list[Due] = []
-    for tenant, tenant_events in by_tenant.items():
-        integration = ctx.serving(session, tenant)
+    # Tenant by tenant in one order, so the links of a batch are locked in one global order.
+    for tenant in sorted(by_tenant):
+        integration = served_by[tenant]
         assert integration is not None  # grouped for that
-        dues += apply_events(session, integration, ctx.mappings(integration), tenant_events,
+        dues += apply_events(session, integration, ctx.mappings(integration), by_tenant[tenant],
                              ctx.debounce_seconds)
     return dues
 
@@ -125,7 +134,7 @@ def pump_waiting(session: Session, ctx: SyncContext) -> list[Due]:
     for inbox in rows:
         by_tenant[inbox.tenant].append(inbox)
     dues: list[Due] = []
-    for tenant, held in by_tenant.items():
+    for tenant, held in sorted(by_tenant.items()):
         integration = serving(session, tenant)
         assert integration is not None  # selected for that
         dues += apply_events(session, integration, ctx.mappings(integration),

@@ -7,18 +7,22 @@ it lacks for us:
 
 - Prefetch. The house runs with prefetch 1 (tasks call slow remote APIs), which would cap a
   batch at one message per pool process. The window is widened by one for each message
-  held, up to ``flush_every`` per pool process, and narrowed again as batches end, so other
-  queues keep prefetch 1 and the worker never pulls a whole backlog into memory.
-- Acknowledgement. A message is acknowledged only when its batch returned normally; a batch
-  that raised or whose pool process died is rejected back to the queue, so nothing is lost
-  (celery-batches acknowledges late messages whatever the outcome).
-- Events. Each message reports task-succeeded or task-rejected, so Flower counts intake
-  like any other task (not task-started: one event less per message for the consumer, which
-  is the bottleneck of intake).
+  held, up to ``flush_every`` per pool process, and narrowed by exactly those messages as
+  their batches end, so other queues keep prefetch 1 and the worker never pulls a whole
+  backlog into memory.
+- Acknowledgement. A message is acknowledged only when its batch returned normally. A batch
+  that raised, timed out or whose pool process died is sent again message by message, each
+  counting that loss in a header, so the batch's run can take a suspect message alone and
+  give it up after ``MAX_LOSSES`` (celery-batches acknowledges late messages whatever the
+  outcome, and a requeued batch would come straight back whole).
+- Events. Each message reports task-succeeded, so Flower counts intake like any other task
+  (not task-started: one event less per message for the consumer, which is the bottleneck
+  of intake).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection
 from time import monotonic
 from typing import Any
@@ -27,8 +31,17 @@ from celery.worker.request import Request
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
+logger = logging.getLogger("jira_sync.worker")
 # What a batch's run returns when every message in it may be acknowledged.
 DONE = "done"
+# The header counting how often a message's batch lost its run; such a message is taken
+# alone, and given up (kept as a dead letter) after MAX_LOSSES.
+LOSSES_HEADER = "jira_sync_losses"
+MAX_LOSSES = 3
+
+
+def losses(request: Any) -> int:
+    return int((request.request_dict or {}).get(LOSSES_HEADER) or 0)
 
 
 class BatchTask(Batches):
@@ -41,47 +54,80 @@ class BatchTask(Batches):
         handler = super().Strategy(task, app, consumer)
         self._consumer = consumer  # its QoS exists only once it consumes
         self._widen_cap = self.flush_every * (getattr(consumer.pool, "limit", None) or 1)
-        self._widened = 0
+        self._widened: set[Any] = set()  # delivery tags of the messages that widened it
 
-        def take(*args: Any, **kwargs: Any) -> None:
-            if self._widened < self._widen_cap:
+        def take(message: Any, *args: Any, **kwargs: Any) -> None:
+            widen = len(self._widened) < self._widen_cap
+            if widen:
                 self._consumer.qos.increment_eventually()
-                self._widened += 1
-            handler(*args, **kwargs)
+                self._widened.add(message.delivery_tag)
+            try:
+                handler(message, *args, **kwargs)
+            except BaseException:  # Celery acknowledges or rejects it: not held any more.
+                if widen:
+                    self._narrow([message.delivery_tag])
+                raise
 
         return take
 
     def flush(self, requests: Collection[Request]) -> Any:
-        requests = list(requests)
+        batch, simple = [], []
+        for request in requests:
+            try:
+                simple.append(SimpleRequest.from_request(request))
+                batch.append(request)
+            except Exception:  # As Celery does with a message it cannot read as a task.
+                logger.error("rejected a %s message that is not a task call: %r", self.name,
+                             request.info(safe=True), exc_info=True)
+                request.reject(requeue=False)
+                self._narrow([request.message.delivery_tag])
+        if not batch:
+            return None
         started = monotonic()
 
         def returned(result: Any) -> None:
             if result == DONE:
                 runtime = monotonic() - started
-                for request in requests:
+                for request in batch:
                     request.acknowledge()
                     request.send_event("task-succeeded", result=None, runtime=runtime)
+                self._narrow([request.message.delivery_tag for request in batch])
             else:
-                self._give_back(requests)
-            self._narrow(len(requests))
+                self._send_back(batch)
 
         def lost(_error: Any) -> None:
-            self._give_back(requests)
-            self._narrow(len(requests))
+            self._send_back(batch)
 
-        return self._pool.apply_async(
-            apply_batches_task,
-            (self, ([SimpleRequest.from_request(r) for r in requests],), 0, None),
-            callback=returned, error_callback=lost,
-            soft_timeout=self.soft_time_limit, timeout=self.time_limit)
+        try:
+            job = self._pool.apply_async(
+                apply_batches_task, (self, (simple,), 0, None), callback=returned,
+                error_callback=lost, soft_timeout=self.soft_time_limit,
+                timeout=self.time_limit)
+        except Exception:
+            logger.exception("could not hand a batch of %d to the pool", len(batch))
+            job = None
+        if job is None:
+            self._send_back(batch)
+        return job
 
-    @staticmethod
-    def _give_back(requests: list[Request]) -> None:
-        for request in requests:
-            request.reject(requeue=True)  # reports task-rejected
+    def _send_back(self, batch: list[Request]) -> None:
+        """The batch failed as a whole: each message goes back on its own, its loss counted;
+        one that cannot be sent (broker gone) is left unacknowledged for redelivery."""
+        logger.warning("a batch of %d %s message(s) did not complete; each is sent again",
+                       len(batch), self.name)
+        for request in batch:
+            try:
+                self.app.send_task(self.name, args=request.args, kwargs=request.kwargs,
+                                   headers={LOSSES_HEADER: losses(request) + 1})
+            except Exception:
+                logger.exception("could not send a %s message again", self.name)
+                request.reject(requeue=True)
+            else:
+                request.acknowledge()
+        self._narrow([request.message.delivery_tag for request in batch])
 
-    def _narrow(self, count: int) -> None:
-        given = min(count, self._widened)
+    def _narrow(self, delivery_tags: list[Any]) -> None:
+        given = [tag for tag in delivery_tags if tag in self._widened]
         if given:
-            self._consumer.qos.decrement_eventually(given)
-            self._widened -= given
+            self._widened.difference_update(given)
+            self._consumer.qos.decrement_eventually(len(given))

@@ -66,6 +66,9 @@ def make_celery(settings: Settings) -> Celery:
         task_send_sent_event=True,
         worker_send_task_events=True,
         worker_prefetch_multiplier=1,
+        # Celery's own shrink-and-restore of prefetch after a reconnect would overwrite the
+        # window batch intake widens (worker/batching.py) and leave it at 1 for good.
+        worker_enable_prefetch_count_reduction=False,
         worker_max_tasks_per_child=1000,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from jira_sync.broker import send_flushes
 from worker import runtime
-from worker.batching import DONE, BatchTask
+from worker.batching import DONE, LOSSES_HEADER, MAX_LOSSES, BatchTask, losses
 from worker.celery_app import TASK_QUEUES, TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, app
 
 logger = logging.getLogger("jira_sync.worker")
@@ -78,28 +78,35 @@ def task(name: str, queue: str, *, transactional: bool = True,
 
 
 
-def batch_task(name: str, queue: str) -> Callable[[Callable[..., Any]], Task]:
-    """Register ``fn(payloads)`` as task ``name`` on ``queue``, taking its messages in batches.
+def batch_task(name: str, queue: str, *, give_up: Callable[[Any, str], None]
+               ) -> Callable[[Callable[..., Any]], Task]:
+    """Register ``fn(items)`` as task ``name`` on ``queue``, taking its messages in batches.
 
     Callers send one message per item with the item as the only argument, as to any task;
     ``fn`` receives the items of the messages that arrived together (``worker.batching``). The
     house's guarantees hold per message: each is acknowledged only after ``fn`` returned; an
     unreachable database sends each message again with backoff (a new message, published
-    before this one is acknowledged); the flushes ``fn`` returns are scheduled after that.
+    before this one is acknowledged); the flushes ``fn`` returns are scheduled after that. A
+    message whose batch lost its run (the pool process died, or the time limit struck) is
+    taken alone, and after ``MAX_LOSSES`` handed to ``give_up(item, reason)`` instead, so one
+    message that kills its worker cannot take its companions down with it forever.
     """
 
     def decorator(fn: Callable[[Sequence[Any]], Any]) -> Task:
         def run(requests: Sequence[Any]) -> str:
-            try:
-                follow_ups = fn([_item(request) for request in requests])
-            except OperationalError as exc:
-                logger.warning("database unreachable (%s); %d message(s) sent again",
-                               type(exc).__name__, len(requests))
-                for request in requests:
-                    _send_again(name, queue, request)
-                return DONE
-            if follow_ups:
-                send_flushes(app, follow_ups)
+            suspects = [r for r in requests if losses(r)]
+            groups = [[r for r in requests if not losses(r)], *([r] for r in suspects)]
+            for group in filter(None, groups):
+                try:
+                    follow_ups = _run_group(fn, give_up, group)
+                except OperationalError as exc:
+                    logger.warning("database unreachable (%s); %d message(s) sent again",
+                                   type(exc).__name__, len(group))
+                    for request in group:
+                        _send_again(name, queue, request)
+                    continue
+                if follow_ups:
+                    send_flushes(app, follow_ups)
             return DONE
 
         run.__name__, run.__doc__, run.__module__ = fn.__name__, fn.__doc__, fn.__module__
@@ -110,6 +117,15 @@ def batch_task(name: str, queue: str) -> Callable[[Callable[..., Any]], Task]:
         return app.task(name=name, base=BatchTask, **batch_options)(run)
 
     return decorator
+
+
+def _run_group(fn: Callable[[Sequence[Any]], Any], give_up: Callable[[Any, str], None],
+               group: list[Any]) -> Any:
+    if len(group) == 1 and losses(group[0]) >= MAX_LOSSES:
+        give_up(_item(group[0]), f"its batch lost its worker {losses(group[0])} times "
+                                 "(killed, or over the time limit); not tried again")
+        return []
+    return fn([_item(request) for request in group])
 
 
 def _item(request: Any) -> Any:
@@ -125,4 +141,5 @@ def _send_again(name: str, queue: str, request: Any) -> None:
     backoff = min(HOUSE_DEFAULTS["retry_backoff_max"],
                   HOUSE_DEFAULTS["retry_backoff"] * 2 ** min(retries, 10))
     app.send_task(name, args=request.args, kwargs=request.kwargs, queue=queue,
-                  countdown=random.uniform(0, backoff), retries=retries + 1)
+                  countdown=random.uniform(0, backoff), retries=retries + 1,
+                  headers={LOSSES_HEADER: losses(request)})

@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -31,10 +32,10 @@ def acquire(session: Session, link_ids: Iterable[int], owner: str, seconds: floa
     if not ids:
         return []
     now = utcnow()
+    free = locked_in_order(session, IssueLink.id.in_(ids),
+                           or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now))
     session.execute(
-        update(IssueLink)
-        .where(IssueLink.id.in_(ids),
-               or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now))
+        update(IssueLink).where(IssueLink.id.in_(free))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds))
         .execution_options(synchronize_session=False))
     return list(session.scalars(select(IssueLink.id).where(
@@ -59,8 +60,20 @@ def holds(session: Session, link_ids: Iterable[int], owner: str) -> list[int]:
 
 
 def release(session: Session, link_ids: Iterable[int], owner: str) -> None:
+    held = locked_in_order(session, IssueLink.id.in_(list(link_ids)),
+                           IssueLink.lease_owner == owner)
     session.execute(
-        update(IssueLink)
-        .where(IssueLink.id.in_(list(link_ids)), IssueLink.lease_owner == owner)
+        update(IssueLink).where(IssueLink.id.in_(held))
         .values(lease_owner=None, lease_expires_at=None)
         .execution_options(synchronize_session=False))
+
+
+def locked_in_order(session: Session, *conditions: Any, skip_locked: bool = False) -> list[int]:
+    """Lock the matching link rows in id order and return their ids.
+
+    Every statement that locks several links takes them in id order, as intake does, so two
+    of them wait for each other instead of deadlocking (a multi-row UPDATE locks in scan
+    order). ``skip_locked`` passes over links another transaction holds.
+    """
+    return list(session.scalars(select(IssueLink.id).where(*conditions).order_by(IssueLink.id)
+                                .with_for_update(skip_locked=skip_locked)))

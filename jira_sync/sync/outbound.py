@@ -143,12 +143,15 @@ def flush_link(ctx: SyncContext, link_id: int) -> list[Due]:
 
 
 def postpone(ctx: SyncContext, link_ids: list[int], until: datetime) -> None:
-    """Move the pending flushes of ``link_ids`` to ``until``, so the sweep does not take a
-    flush that waits for queued events for a lost one."""
+    """Move the pending flushes and parked retries of ``link_ids`` to ``until``, so the sweep
+    does not take a flush that waits for queued events for a lost one."""
     with ctx.database.unit_of_work() as session:
-        session.execute(update(IssueLink).where(
-            IssueLink.id.in_(link_ids), IssueLink.due_at.is_not(None), IssueLink.due_at < until,
-        ).values(due_at=until).execution_options(synchronize_session=False))
+        # A link being folded right now is passed over: the next round postpones it.
+        for column in (IssueLink.due_at, IssueLink.next_attempt_at):
+            ids = leases.locked_in_order(session, IssueLink.id.in_(link_ids),
+                                         column.is_not(None), column < until, skip_locked=True)
+            session.execute(update(IssueLink).where(IssueLink.id.in_(ids)).values(
+                {column: until}).execution_options(synchronize_session=False))
 
 
 def _lease_work(ctx: SyncContext, session: Session, link: IssueLink,

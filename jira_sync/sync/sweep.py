@@ -35,7 +35,7 @@ def overdue_links(session: Session, grace_seconds: float) -> list[int]:
             IssueLink.lease_owner.is_not(None),  # its holder died mid-flush
             and_(IssueLink.jira_issue_id.is_(None), IssueLink.create_attempted_at.is_not(None),
                  IssueLink.next_attempt_at.is_(None)))
-    ).order_by(IssueLink.id).limit(SWEEP_BATCH)))
+    ).order_by(IssueLink.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)))
     # Due now, so the flush they get does not take itself for a stale one.
     session.execute(update(IssueLink).where(IssueLink.id.in_(ids), IssueLink.due_at.is_(None))
                     .values(due_at=now).execution_options(synchronize_session=False))

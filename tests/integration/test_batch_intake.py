@@ -4,9 +4,13 @@ database that goes away loses nothing, and a flush waits for queued events but n
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg2
 import pytest
 import redis
 import requests
@@ -93,6 +97,70 @@ def test_an_unreachable_database_sends_the_batch_again_and_loses_nothing(
     finally:
         worker.kill()
         proxy.cut()
+
+
+def test_a_batch_whose_pool_process_dies_is_sent_again_message_by_message(
+        service_env, postgres_url, db, tmp_path):
+    worker = ServiceProcess(["worker"], service_env, tmp_path / "worker.log")
+    blocker = psycopg2.connect(postgres_url.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        worker.wait_for(r"ready\.", 60)
+        with blocker.cursor() as cursor:  # the batch's insert waits on this lock
+            cursor.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")
+        events = [qalita_event(issue_id) for issue_id in range(1, 6)]
+        publish(service_env["JIRA_SYNC_BROKER_URL"], events)
+        time.sleep(2)
+        children = subprocess.run(["pgrep", "-P", str(worker.proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        for child in children:
+            os.kill(int(child), signal.SIGKILL)
+        blocker.rollback()
+        worker.wait_for(r"a batch of 5 jira_sync.qalita_event message\(s\) did not complete",
+                        30)
+        wait_until(lambda: inbox_count(db) == len(events), 60)
+        wait_until(lambda: broker_settled(service_env["JIRA_SYNC_BROKER_URL"]), 30)
+        with db.unit_of_work() as session:
+            assert session.scalars(select(DeadLetter)).all() == []
+    finally:
+        blocker.close()
+        worker.kill()
+
+
+def test_a_message_that_keeps_losing_its_batch_is_taken_alone_then_given_up(
+        service_env, db, monkeypatch):
+    from celery_batches import SimpleRequest
+
+    from worker import runtime
+    from worker.batching import DONE, LOSSES_HEADER
+    from worker.tasks.qalita import qalita_event as intake_task
+
+    for name, value in service_env.items():
+        monkeypatch.setenv(name, value)
+    for cached in (runtime.settings, runtime.database, runtime.sync_context):
+        cached.cache_clear()
+
+    def request(event: dict, losses: int) -> SimpleRequest:
+        return SimpleRequest(id=event["event_id"], name="jira_sync.qalita_event",
+                             args=(event,), kwargs={}, delivery_info={}, hostname="test",
+                             ignore_result=True, reply_to=None, correlation_id=None,
+                             request_dict={LOSSES_HEADER: losses} if losses else {})
+
+    fresh, suspect, hopeless = qalita_event(1), qalita_event(2), qalita_event(3)
+    try:
+        assert intake_task.run([request(fresh, 0), request(suspect, 1),
+                                request(hopeless, 3)]) == DONE
+        with db.unit_of_work() as session:
+            stored = {row.dedupe_key: row.received_at for row in session.scalars(
+                select(InboxEvent))}
+            [letter] = session.scalars(select(DeadLetter)).all()
+    finally:
+        runtime.database().dispose()
+        for cached in (runtime.settings, runtime.database, runtime.sync_context):
+            cached.cache_clear()
+    assert set(stored) == {fresh["event_id"], suspect["event_id"]}
+    assert stored[fresh["event_id"]] != stored[suspect["event_id"]]  # a transaction each
+    assert letter.kind == "intake_failed" and letter.payload["event_id"] == hopeless["event_id"]
+    assert "lost its worker 3 times" in letter.reason
 
 
 def test_a_flush_waits_while_intake_is_backlogged_but_not_past_the_limit(

@@ -174,3 +174,51 @@ def test_an_unreachable_database_raises_so_the_task_retries_instead_of_acknowled
     with pytest.raises(OperationalError):
         intake.receive_batch(intake_context(unreachable), [qalita_event(1)])
     unreachable.dispose()
+
+
+def test_two_batches_sharing_issues_of_two_tenants_in_opposite_orders_do_not_deadlock(
+        database, monkeypatch):
+    import threading
+    import time
+
+    from cryptography.fernet import Fernet
+
+    from jira_sync.store.models import IssueLink
+    from jira_sync.sync import state
+    from jira_sync.sync.context import SyncContext
+    from tests.support.sync import bootstrap, qalita_event
+
+    key = Fernet.generate_key().decode()
+    with database.unit_of_work() as session:
+        for tenant in ("acme", "zeta"):
+            upsert_from_env(session, bootstrap("http://127.0.0.1:9", "cloud", tenant=tenant),
+                            SecretBox((key,)))
+    real = state._links_for
+
+    def slow_links_for(*args):
+        links = real(*args)
+        time.sleep(0.5)  # holding these locks while the other batch takes its own
+        return links
+
+    monkeypatch.setattr(state, "_links_for", slow_links_for)
+    def events(tenant):  # new event ids each time, for the same issues
+        return [qalita_event(n, tenant=tenant) for n in (1, 2)]
+
+    errors: list[BaseException] = []
+
+    def run(events):
+        ctx = SyncContext(database=database, box=SecretBox((key,)), debounce_seconds=0.0)
+        try:
+            intake.receive_batch(ctx, events)
+        except BaseException as exc:  # the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(events("acme") + events("zeta"),)),
+               threading.Thread(target=run, args=(events("zeta") + events("acme"),))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    with database.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(IssueLink)) == 4

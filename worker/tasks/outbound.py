@@ -15,7 +15,7 @@ from jira_sync.sync import outbound, sweep
 from jira_sync.sync.state import Due
 from worker import queues, runtime
 from worker.batching import BatchTask
-from worker.celery_app import app
+from worker.celery_app import TASK_SOFT_TIME_LIMIT, app
 from worker.house import task
 
 logger = logging.getLogger("jira_sync.worker")
@@ -24,6 +24,10 @@ logger = logging.getLogger("jira_sync.worker")
 # this long and looks again, for at most JIRA_SYNC_BACKLOG_WAIT_SECONDS, so a burst of updates
 # costs one edit per issue and a steady flood still flushes.
 DEFER_STEP_SECONDS = 2.0
+# A flush message of many links is split into messages this small once it no longer waits,
+# so the pool shares them; one that runs past the budget sends the rest on (time limits).
+FLUSH_CHUNK_LINKS = 20
+FLUSH_BUDGET_SECONDS = TASK_SOFT_TIME_LIMIT / 4
 BACKLOG_CHECK_SECONDS = 1.0
 _backlog: tuple[float, int] = (0.0, 0)
 
@@ -39,7 +43,19 @@ def flush_links(link_ids: list[int], since: float | None = None) -> list[Due]:
         app.send_task(FLUSH_TASK, args=(link_ids, since), queue=queues.OUTBOUND,
                       countdown=DEFER_STEP_SECONDS)
         return []
-    return [due for link_id in link_ids for due in outbound.flush_link(context, link_id)]
+    if len(link_ids) > FLUSH_CHUNK_LINKS:
+        # The wait is over: spread the links over the pool in small messages.
+        for start in range(0, len(link_ids), FLUSH_CHUNK_LINKS):
+            app.send_task(FLUSH_TASK, args=(link_ids[start:start + FLUSH_CHUNK_LINKS], since),
+                          queue=queues.OUTBOUND)
+        return []
+    started, dues = time.monotonic(), []
+    for done, link_id in enumerate(link_ids):
+        if time.monotonic() - started > FLUSH_BUDGET_SECONDS:
+            app.send_task(FLUSH_TASK, args=(link_ids[done:], since), queue=queues.OUTBOUND)
+            break
+        dues += outbound.flush_link(context, link_id)
+    return dues
 
 
 def intake_backlog() -> int:

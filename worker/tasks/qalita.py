@@ -12,7 +12,8 @@ from worker import queues, runtime
 from worker.house import batch_task
 
 
-@batch_task(name=QALITA_EVENT_TASK, queue=queues.QALITA)
+@batch_task(name=QALITA_EVENT_TASK, queue=queues.QALITA, give_up=lambda event, reason:
+            intake.give_up(runtime.sync_context(), event, reason))
 def qalita_event(events: Sequence[Any]) -> list[Due]:
     """Validate, store and fold the events that arrived together into their links; their
     messages are acknowledged only after that commits, and the links' flushes are scheduled
