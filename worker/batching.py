@@ -15,9 +15,9 @@ it lacks for us:
   counting that loss in a header, so the batch's run can take a suspect message alone and
   give it up after ``MAX_LOSSES`` (celery-batches acknowledges late messages whatever the
   outcome, and a requeued batch would come straight back whole).
-- Events. Each message reports task-succeeded, so Flower counts intake like any other task
-  (not task-started: one event less per message for the consumer, which is the bottleneck
-  of intake).
+- Events. Each message reports task-succeeded, so Flower counts intake like other tasks
+  (no task-received or task-started: two events less per message for the consumer, which is
+  the bottleneck of intake).
 """
 
 from __future__ import annotations
