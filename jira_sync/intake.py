@@ -33,31 +33,39 @@ WAITING, PROCESSED = "waiting", "processed"
 PUMP_BATCH = 500
 
 
-def receive_batch(ctx: SyncContext, payloads: Sequence[Any]) -> list[Due]:
+def receive_batch(ctx: SyncContext, payloads: Sequence[Any], *,
+                  passthrough: tuple[type[BaseException], ...] = ()) -> list[Due]:
     """The queue path: a batch of messages stored in one transaction, losing nothing.
 
     A database that cannot be reached raises (the batch is sent again: each event must be
     stored before its message is acknowledged, and ``event_id`` makes the retry harmless).
     Any other failure is a bug in handling some event, so the batch is taken again one event
     at a time and only the event that trips it becomes an ``intake_failed`` dead letter,
-    instead of being retried forever or acknowledged and lost.
+    instead of being retried forever or acknowledged and lost. Exceptions in ``passthrough``
+    (the worker's time limit) are the caller's to handle.
     """
     try:
         with ctx.database.unit_of_work() as session:
             return receive(session, ctx, payloads)
-    except OperationalError:
+    except (OperationalError, *passthrough):
         raise
     except Exception as exc:  # Kept as a dead letter; the traceback goes to the log.
         if len(payloads) > 1:
-            return [due for payload in payloads for due in receive_batch(ctx, [payload])]
+            return [due for payload in payloads
+                    for due in receive_batch(ctx, [payload], passthrough=passthrough)]
         logger.exception("QALITA event could not be processed; kept as a dead letter")
         give_up(ctx, payloads[0], f"processing failed: {type(exc).__name__}: {str(exc)[:500]}")
         return []
 
 
 def give_up(ctx: SyncContext, payload: Any, reason: str) -> None:
-    """Keep an event that cannot be processed as an ``intake_failed`` dead letter."""
+    """Keep an event that cannot be processed as an ``intake_failed`` dead letter, unless it
+    was stored after all (by the run that was lost, before it was)."""
+    event_id = payload.get("event_id") if isinstance(payload, dict) else None
     with ctx.database.unit_of_work() as session:
+        if isinstance(event_id, str) and session.scalar(select(InboxEvent.id).where(
+                InboxEvent.source == QALITA, InboxEvent.dedupe_key == event_id)):
+            return
         dead_letter(session, "intake_failed", reason, payload=_kept(payload))
 
 

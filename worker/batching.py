@@ -14,7 +14,8 @@ it lacks for us:
   that raised, timed out or whose pool process died is sent again message by message, each
   counting that loss in a header, so the batch's run can take a suspect message alone and
   give it up after ``MAX_LOSSES`` (celery-batches acknowledges late messages whatever the
-  outcome, and a requeued batch would come straight back whole).
+  outcome, and a requeued batch would come straight back whole). A message with losses runs
+  in a pool job of its own, so a loss is charged only to the message that caused it.
 - Events. Each message reports task-succeeded, so Flower counts intake like other tasks
   (no task-received or task-started: two events less per message for the consumer, which is
   the bottleneck of intake).
@@ -71,18 +72,22 @@ class BatchTask(Batches):
         return take
 
     def flush(self, requests: Collection[Request]) -> Any:
-        batch, simple = [], []
+        batch = []
         for request in requests:
             try:
-                simple.append(SimpleRequest.from_request(request))
+                SimpleRequest.from_request(request)
                 batch.append(request)
             except Exception:  # As Celery does with a message it cannot read as a task.
                 logger.error("rejected a %s message that is not a task call: %r", self.name,
                              request.info(safe=True), exc_info=True)
                 request.reject(requeue=False)
                 self._narrow([request.message.delivery_tag])
-        if not batch:
-            return None
+        # A message whose batch was lost before runs in a job of its own, so if it is the one
+        # that kills its pool process, the loss is charged to it alone.
+        jobs = [[r for r in batch if not losses(r)], *([r] for r in batch if losses(r))]
+        return [self._submit(job) for job in jobs if job]
+
+    def _submit(self, batch: list[Request]) -> Any:
         started = monotonic()
 
         def returned(result: Any) -> None:
@@ -98,6 +103,7 @@ class BatchTask(Batches):
         def lost(_error: Any) -> None:
             self._send_back(batch)
 
+        simple = [SimpleRequest.from_request(request) for request in batch]
         try:
             job = self._pool.apply_async(
                 apply_batches_task, (self, (simple,), 0, None), callback=returned,
@@ -111,16 +117,21 @@ class BatchTask(Batches):
         return job
 
     def _send_back(self, batch: list[Request]) -> None:
-        """The batch failed as a whole: each message goes back on its own, its loss counted;
-        one that cannot be sent (broker gone) is left unacknowledged for redelivery."""
+        """The batch did not complete: each message goes back on its own, its loss counted.
+        Once the broker refuses one, the rest are left unacknowledged for redelivery rather
+        than each waiting out a connection timeout in the consumer's loop."""
         logger.warning("a batch of %d %s message(s) did not complete; each is sent again",
                        len(batch), self.name)
+        broker_down = False
         for request in batch:
-            try:
-                self.app.send_task(self.name, args=request.args, kwargs=request.kwargs,
-                                   headers={LOSSES_HEADER: losses(request) + 1})
-            except Exception:
-                logger.exception("could not send a %s message again", self.name)
+            if not broker_down:
+                try:
+                    self.app.send_task(self.name, args=request.args, kwargs=request.kwargs,
+                                       headers={LOSSES_HEADER: losses(request) + 1})
+                except Exception:
+                    logger.exception("could not send %s messages again", self.name)
+                    broker_down = True
+            if broker_down:
                 request.reject(requeue=True)
             else:
                 request.acknowledge()

@@ -87,26 +87,29 @@ def batch_task(name: str, queue: str, *, give_up: Callable[[Any, str], None]
     house's guarantees hold per message: each is acknowledged only after ``fn`` returned; an
     unreachable database sends each message again with backoff (a new message, published
     before this one is acknowledged); the flushes ``fn`` returns are scheduled after that. A
-    message whose batch lost its run (the pool process died, or the time limit struck) is
-    taken alone, and after ``MAX_LOSSES`` handed to ``give_up(item, reason)`` instead, so one
-    message that kills its worker cannot take its companions down with it forever.
+    message whose batch lost its run (the pool process died, or the time limit struck) runs
+    alone (``worker.batching``), and after ``MAX_LOSSES`` is handed to ``give_up(item,
+    reason)`` instead, so one message that kills its worker cannot loop forever.
     """
 
     def decorator(fn: Callable[[Sequence[Any]], Any]) -> Task:
         def run(requests: Sequence[Any]) -> str:
-            suspects = [r for r in requests if losses(r)]
-            groups = [[r for r in requests if not losses(r)], *([r] for r in suspects)]
-            for group in filter(None, groups):
-                try:
-                    follow_ups = _run_group(fn, give_up, group)
-                except OperationalError as exc:
-                    logger.warning("database unreachable (%s); %d message(s) sent again",
-                                   type(exc).__name__, len(group))
-                    for request in group:
-                        _send_again(name, queue, request)
-                    continue
-                if follow_ups:
-                    send_flushes(app, follow_ups)
+            try:
+                if len(requests) == 1 and losses(requests[0]) >= MAX_LOSSES:
+                    _give_up(give_up, requests[0])
+                    return DONE
+                follow_ups = fn([_item(request) for request in requests])
+            except OperationalError as exc:
+                logger.warning("database unreachable (%s); %d message(s) sent again",
+                               type(exc).__name__, len(requests))
+                for request in requests:
+                    _send_again(name, queue, request)
+                return DONE
+            try:
+                send_flushes(app, follow_ups)
+            except Exception as exc:  # Stored is what counts: the sweep schedules them.
+                logger.warning("could not schedule %d flush(es) (%s); the sweep will",
+                               len(follow_ups), type(exc).__name__)
             return DONE
 
         run.__name__, run.__doc__, run.__module__ = fn.__name__, fn.__doc__, fn.__module__
@@ -119,13 +122,16 @@ def batch_task(name: str, queue: str, *, give_up: Callable[[Any, str], None]
     return decorator
 
 
-def _run_group(fn: Callable[[Sequence[Any]], Any], give_up: Callable[[Any, str], None],
-               group: list[Any]) -> Any:
-    if len(group) == 1 and losses(group[0]) >= MAX_LOSSES:
-        give_up(_item(group[0]), f"its batch lost its worker {losses(group[0])} times "
-                                 "(killed, or over the time limit); not tried again")
-        return []
-    return fn([_item(request) for request in group])
+def _give_up(give_up: Callable[[Any, str], None], request: Any) -> None:
+    reason = (f"its batch lost its worker {losses(request)} times (killed, or over the time "
+              "limit); not tried again")
+    try:
+        give_up(_item(request), reason)
+    except OperationalError:
+        raise
+    except Exception:  # The last resort: nothing more can be done with it here.
+        logger.exception("a message %s could not be kept as a dead letter and is dropped",
+                         reason)
 
 
 def _item(request: Any) -> Any:

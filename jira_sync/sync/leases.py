@@ -32,10 +32,11 @@ def acquire(session: Session, link_ids: Iterable[int], owner: str, seconds: floa
     if not ids:
         return []
     now = utcnow()
-    free = locked_in_order(session, IssueLink.id.in_(ids),
-                           or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now))
+    free = or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now)
+    # The condition again in the UPDATE: SQLite has no FOR UPDATE, so the UPDATE is its check.
     session.execute(
-        update(IssueLink).where(IssueLink.id.in_(free))
+        update(IssueLink).where(
+            IssueLink.id.in_(locked_in_order(session, IssueLink.id.in_(ids), free)), free)
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds))
         .execution_options(synchronize_session=False))
     return list(session.scalars(select(IssueLink.id).where(
@@ -60,10 +61,11 @@ def holds(session: Session, link_ids: Iterable[int], owner: str) -> list[int]:
 
 
 def release(session: Session, link_ids: Iterable[int], owner: str) -> None:
-    held = locked_in_order(session, IssueLink.id.in_(list(link_ids)),
-                           IssueLink.lease_owner == owner)
+    mine = IssueLink.lease_owner == owner
     session.execute(
-        update(IssueLink).where(IssueLink.id.in_(held))
+        update(IssueLink).where(
+            IssueLink.id.in_(locked_in_order(session, IssueLink.id.in_(list(link_ids)), mine)),
+            mine)
         .values(lease_owner=None, lease_expires_at=None)
         .execution_options(synchronize_session=False))
 
@@ -71,9 +73,11 @@ def release(session: Session, link_ids: Iterable[int], owner: str) -> None:
 def locked_in_order(session: Session, *conditions: Any, skip_locked: bool = False) -> list[int]:
     """Lock the matching link rows in id order and return their ids.
 
-    Every statement that locks several links takes them in id order, as intake does, so two
-    of them wait for each other instead of deadlocking (a multi-row UPDATE locks in scan
-    order). ``skip_locked`` passes over links another transaction holds.
+    A statement that waits for several links' locks takes them in id order, the order intake
+    takes a tenant's links in, so the two wait for each other instead of deadlocking (a
+    multi-row UPDATE locks in scan order). ``skip_locked`` passes over links another
+    transaction holds, never waiting. SQLite ignores the lock: the UPDATE that follows must
+    repeat the conditions.
     """
     return list(session.scalars(select(IssueLink.id).where(*conditions).order_by(IssueLink.id)
                                 .with_for_update(skip_locked=skip_locked)))

@@ -148,9 +148,10 @@ def postpone(ctx: SyncContext, link_ids: list[int], until: datetime) -> None:
     with ctx.database.unit_of_work() as session:
         # A link being folded right now is passed over: the next round postpones it.
         for column in (IssueLink.due_at, IssueLink.next_attempt_at):
-            ids = leases.locked_in_order(session, IssueLink.id.in_(link_ids),
-                                         column.is_not(None), column < until, skip_locked=True)
-            session.execute(update(IssueLink).where(IssueLink.id.in_(ids)).values(
+            earlier = (column.is_not(None), column < until)
+            ids = leases.locked_in_order(session, IssueLink.id.in_(link_ids), *earlier,
+                                         skip_locked=True)
+            session.execute(update(IssueLink).where(IssueLink.id.in_(ids), *earlier).values(
                 {column: until}).execution_options(synchronize_session=False))
 
 

@@ -79,7 +79,9 @@ def intake_backlog() -> int:
 def sweep_links(session: Session) -> list[Due]:
     """Flush links whose flush or wake-up was lost, and apply events that were waiting."""
     context = runtime.sync_context()
+    # Held events first: they wait for link locks tenant by tenant, as intake does, while
+    # marking the overdue ones skips any locked link and so never waits while holding them.
+    pumped = intake.pump_waiting(session, context)
     now = utcnow()
-    overdue = [Due(link_id, now) for link_id in
-               sweep.overdue_links(session, context.timings.sweep_seconds)]
-    return overdue + intake.pump_waiting(session, context)
+    return pumped + [Due(link_id, now) for link_id in
+                     sweep.overdue_links(session, context.timings.sweep_seconds)]
