@@ -45,6 +45,12 @@ def losses(request: Any) -> int:
     return int((request.request_dict or {}).get(LOSSES_HEADER) or 0)
 
 
+def send_again(app: Any, name: str, request: Any, lost: int, **options: Any) -> None:
+    """Publish ``request``'s call as a new message of task ``name``, ``lost`` losses so far."""
+    app.send_task(name, args=request.args, kwargs=request.kwargs,
+                  headers={LOSSES_HEADER: lost}, **options)
+
+
 class BatchTask(Batches):
     abstract = True
     flush_every = 200
@@ -72,11 +78,10 @@ class BatchTask(Batches):
         return take
 
     def flush(self, requests: Collection[Request]) -> Any:
-        batch = []
+        batch: list[tuple[Request, SimpleRequest]] = []
         for request in requests:
             try:
-                SimpleRequest.from_request(request)
-                batch.append(request)
+                batch.append((request, SimpleRequest.from_request(request)))
             except Exception:  # As Celery does with a message it cannot read as a task.
                 logger.error("rejected a %s message that is not a task call: %r", self.name,
                              request.info(safe=True), exc_info=True)
@@ -84,10 +89,12 @@ class BatchTask(Batches):
                 self._narrow([request.message.delivery_tag])
         # A message whose batch was lost before runs in a job of its own, so if it is the one
         # that kills its pool process, the loss is charged to it alone.
-        jobs = [[r for r in batch if not losses(r)], *([r] for r in batch if losses(r))]
+        jobs = [[pair for pair in batch if not losses(pair[0])],
+                *([pair] for pair in batch if losses(pair[0]))]
         return [self._submit(job) for job in jobs if job]
 
-    def _submit(self, batch: list[Request]) -> Any:
+    def _submit(self, pairs: list[tuple[Request, SimpleRequest]]) -> Any:
+        batch = [request for request, _ in pairs]
         started = monotonic()
 
         def returned(result: Any) -> None:
@@ -103,10 +110,10 @@ class BatchTask(Batches):
         def lost(_error: Any) -> None:
             self._send_back(batch)
 
-        simple = [SimpleRequest.from_request(request) for request in batch]
         try:
             job = self._pool.apply_async(
-                apply_batches_task, (self, (simple,), 0, None), callback=returned,
+                apply_batches_task, (self, ([simple for _, simple in pairs],), 0, None),
+                callback=returned,
                 error_callback=lost, soft_timeout=self.soft_time_limit,
                 timeout=self.time_limit)
         except Exception:
@@ -126,8 +133,7 @@ class BatchTask(Batches):
         for request in batch:
             if not broker_down:
                 try:
-                    self.app.send_task(self.name, args=request.args, kwargs=request.kwargs,
-                                       headers={LOSSES_HEADER: losses(request) + 1})
+                    send_again(self.app, self.name, request, losses(request) + 1)
                 except Exception:
                     logger.exception("could not send %s messages again", self.name)
                     broker_down = True

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from jira_sync.broker import send_flushes
 from worker import runtime
-from worker.batching import DONE, LOSSES_HEADER, MAX_LOSSES, BatchTask, losses
+from worker.batching import DONE, MAX_LOSSES, BatchTask, losses, send_again
 from worker.celery_app import TASK_QUEUES, TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, app
 
 logger = logging.getLogger("jira_sync.worker")
@@ -146,6 +146,5 @@ def _send_again(name: str, queue: str, request: Any) -> None:
     retries = int((request.request_dict or {}).get("retries") or 0)
     backoff = min(HOUSE_DEFAULTS["retry_backoff_max"],
                   HOUSE_DEFAULTS["retry_backoff"] * 2 ** min(retries, 10))
-    app.send_task(name, args=request.args, kwargs=request.kwargs, queue=queue,
-                  countdown=random.uniform(0, backoff), retries=retries + 1,
-                  headers={LOSSES_HEADER: losses(request)})
+    send_again(app, name, request, losses(request), queue=queue,
+               countdown=random.uniform(0, backoff), retries=retries + 1)

@@ -139,7 +139,8 @@ def test_a_message_that_keeps_losing_its_batch_is_given_up_as_a_dead_letter(
 
     for name, value in service_env.items():
         monkeypatch.setenv(name, value)
-    for cached in (runtime.settings, runtime.database, runtime.sync_context):
+    per_process = (runtime.settings, runtime.database, runtime.sync_context)
+    for cached in per_process:
         cached.cache_clear()
 
     def request(event: dict, losses: int) -> SimpleRequest:
@@ -159,7 +160,7 @@ def test_a_message_that_keeps_losing_its_batch_is_given_up_as_a_dead_letter(
             [letter] = session.scalars(select(DeadLetter)).all()
     finally:
         runtime.database().dispose()
-        for cached in (runtime.settings, runtime.database, runtime.sync_context):
+        for cached in per_process:
             cached.cache_clear()
     assert inbox == {stored["event_id"]}
     assert letter.kind == "intake_failed" and letter.payload["event_id"] == hopeless["event_id"]

@@ -40,22 +40,26 @@ def flush_links(link_ids: list[int], since: float | None = None) -> list[Due]:
     if (time.time() - since + DEFER_STEP_SECONDS <= context.timings.backlog_wait_seconds
             and intake_backlog() > BatchTask.flush_every):
         outbound.postpone(context, link_ids, utcnow() + timedelta(seconds=DEFER_STEP_SECONDS))
-        app.send_task(FLUSH_TASK, args=(link_ids, since), queue=queues.OUTBOUND,
-                      countdown=DEFER_STEP_SECONDS)
+        _send_on(link_ids, since, countdown=DEFER_STEP_SECONDS)
         return []
     if len(link_ids) > FLUSH_CHUNK_LINKS:
         # The wait is over: spread the links over the pool in small messages.
         for start in range(0, len(link_ids), FLUSH_CHUNK_LINKS):
-            app.send_task(FLUSH_TASK, args=(link_ids[start:start + FLUSH_CHUNK_LINKS], since),
-                          queue=queues.OUTBOUND)
+            _send_on(link_ids[start:start + FLUSH_CHUNK_LINKS], since)
         return []
     started, dues = time.monotonic(), []
     for done, link_id in enumerate(link_ids):
         if time.monotonic() - started > FLUSH_BUDGET_SECONDS:
-            app.send_task(FLUSH_TASK, args=(link_ids[done:], since), queue=queues.OUTBOUND)
+            _send_on(link_ids[done:], since)
             break
         dues += outbound.flush_link(context, link_id)
     return dues
+
+
+def _send_on(link_ids: list[int], since: float, countdown: float | None = None) -> None:
+    """The same flush, later or in parts, keeping when its wait began."""
+    app.send_task(FLUSH_TASK, args=(link_ids, since), queue=queues.OUTBOUND,
+                  countdown=countdown)
 
 
 def intake_backlog() -> int:
