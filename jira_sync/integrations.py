@@ -6,7 +6,6 @@ import re
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.settings import JiraBootstrap
@@ -57,19 +56,19 @@ def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) 
         "issue_type": bootstrap.issue_type,
         "qalita_api_url": bootstrap.qalita_api_url,
     }
-    try:
-        with session.begin_nested():
-            session.execute(insert(session, Integration).values(
-                tenant=bootstrap.tenant, tenant_label=label, enabled=True, options={},
-                secrets_sealed=box.seal(bootstrap.secrets), **fields,
-            ).on_conflict_do_nothing(index_elements=["tenant"]))
-    except IntegrityError:
-        # Only the label can clash here, and only with a tenant created since the check.
+    # No conflict target: a concurrent insert of the same tenant can also meet the label's
+    # unique index first, which with ``(tenant)`` as the only target raised an error.
+    session.execute(insert(session, Integration).values(
+        tenant=bootstrap.tenant, tenant_label=label, enabled=True, options={},
+        secrets_sealed=box.seal(bootstrap.secrets), **fields,
+    ).on_conflict_do_nothing())
+    integration = session.scalars(select(Integration).where(
+        Integration.tenant == bootstrap.tenant).with_for_update()).one_or_none()
+    if integration is None:
+        # Only the label can have clashed, with a tenant created since the check.
         raise TenantLabelCollision(
             f"JIRA_SYNC_TENANT: {bootstrap.tenant!r} has the label form {label!r}, "
-            "already used by another tenant") from None
-    integration = session.scalars(select(Integration).where(
-        Integration.tenant == bootstrap.tenant).with_for_update()).one()
+            "already used by another tenant")
     for key, value in fields.items():
         setattr(integration, key, value)
     try:
