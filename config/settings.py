@@ -22,6 +22,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEPLOYMENTS = ("cloud", "server")
 AUTH_METHODS = ("basic", "pat", "oauth2")
+# Schemes people copy from their provider; both mean Postgres through psycopg2 here.
+BARE_POSTGRES_SCHEMES = ("postgresql", "postgres")
 TENANT_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$", re.IGNORECASE)
 
 
@@ -165,6 +167,10 @@ def _database_url(env: Mapping[str, str]) -> str:
     raw = _get(env, "JIRA_SYNC_DATABASE_URL") or default_database_url()
     try:
         url = make_url(raw)
+        if url.drivername in BARE_POSTGRES_SCHEMES:
+            # What providers hand out (and Heroku's postgres://) names no driver; SQLAlchemy
+            # would read it as psycopg 3, which is not installed: take the one that is.
+            url = url.set(drivername="postgresql+psycopg2")
         dialect = url.get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -174,11 +180,10 @@ def _database_url(env: Mapping[str, str]) -> str:
     try:
         dialect.import_dbapi()
     except ImportError as exc:
-        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which is not installed.
         raise SettingsError(
             f"JIRA_SYNC_DATABASE_URL: the driver for {url.drivername!r} is not installed "
-            f"({exc.name or exc}); for Postgres use postgresql+psycopg2://...") from None
-    return raw
+            f"({exc.name or exc}); for Postgres use postgresql://... (psycopg2)") from None
+    return url.render_as_string(hide_password=False)
 
 
 def _broker_url(env: Mapping[str, str]) -> str:

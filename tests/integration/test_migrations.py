@@ -4,6 +4,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
 
 from jira_sync.store import migrate
 from jira_sync.store.db import Database
@@ -54,3 +55,16 @@ def test_db_upgrade_on_an_unreachable_database_fails_in_one_line(service_env):
     assert result.returncode != 0
     assert result.stderr.startswith("jira-sync: database unreachable: ")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_db_upgrade_takes_the_url_as_providers_write_it(empty_postgres_url, service_env,
+                                                         scheme):
+    """``postgresql://`` and ``postgres://``, copied from a provider's console, name no
+    driver; they reach Postgres through the installed psycopg2."""
+    bare = make_url(empty_postgres_url).set(drivername=scheme).render_as_string(
+        hide_password=False)
+    env = {**service_env, "JIRA_SYNC_DATABASE_URL": bare}
+    result = run_cli(["db", "upgrade"], env)
+    assert result.returncode == 0, result.stderr
+    assert tables(empty_postgres_url) == set(Base.metadata.tables)

@@ -23,7 +23,8 @@ def test_defaults_need_nothing(tmp_path, monkeypatch):
     ({"JIRA_SYNC_SECRET_KEY": f"{KEY},short"}, "JIRA_SYNC_SECRET_KEY"),
     ({"JIRA_SYNC_DATABASE_URL": "nonsense"}, "JIRA_SYNC_DATABASE_URL"),
     ({"JIRA_SYNC_DATABASE_URL": "nodriver://u:hunter2@h/db"}, "JIRA_SYNC_DATABASE_URL"),
-    ({"JIRA_SYNC_DATABASE_URL": "postgresql://u:hunter2@h/db"}, "JIRA_SYNC_DATABASE_URL"),
+    ({"JIRA_SYNC_DATABASE_URL": "postgresql+psycopg://u:hunter2@h/db"},
+     "JIRA_SYNC_DATABASE_URL"),
     ({"JIRA_SYNC_BROKER_URL": "carrier-pigeon://coop"}, "JIRA_SYNC_BROKER_URL"),
     ({"JIRA_SYNC_BROKER_URL": "no-scheme"}, "JIRA_SYNC_BROKER_URL"),
     ({"JIRA_SYNC_WEB_PORT": "eighty"}, "JIRA_SYNC_WEB_PORT"),
@@ -58,6 +59,17 @@ def test_database_url_password_never_echoed():
     with pytest.raises(SettingsError) as caught:
         load({"JIRA_SYNC_DATABASE_URL": "nodriver://u:hunter2@h/db"})
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("given", [
+    "postgresql://us%40er:p%40ss@db.example.com:5432/app?sslmode=require",
+    "postgres://us%40er:p%40ss@db.example.com:5432/app?sslmode=require",
+    "postgresql+psycopg2://us%40er:p%40ss@db.example.com:5432/app?sslmode=require",
+])
+def test_database_urls_as_providers_write_them_use_psycopg2(given):
+    url = load({"JIRA_SYNC_DATABASE_URL": given}).database_url
+    assert url == ("postgresql+psycopg2://us%40er:p%40ss@db.example.com:5432/app"
+                   "?sslmode=require")
 
 
 def test_secret_key_required_only_when_asked():
