@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -10,17 +9,13 @@ from sqlalchemy.orm import Session
 
 from config.settings import JiraBootstrap
 from jira_sync.crypto import SecretBox, SecretsUnreadable
+from jira_sync.mapping import tenant_label
 from jira_sync.store.models import Integration
 from jira_sync.store.upsert import insert
 
 
 class TenantLabelCollision(ValueError):
     """Two tenants would share one marker label, which would let them adopt each other's issues."""
-
-
-def tenant_label(tenant: str) -> str:
-    """The tenant as it appears in ``qalita-id-<tenant>-<id>`` labels (CONTRACT §6)."""
-    return re.sub(r"[^a-z0-9_-]", "-", tenant.lower())
 
 
 def serving(session: Session, tenant: str) -> Integration | None:

@@ -18,7 +18,7 @@ import click
 import requests
 from sqlalchemy import func, select
 
-from jira_sync.integrations import tenant_label
+from jira_sync.mapping import tenant_label
 from jira_sync.store.db import Database
 from jira_sync.store.models import CommentLink, InboxEvent, IssueLink, LogEntry
 from jira_sync.sync.state import (

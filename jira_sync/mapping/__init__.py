@@ -23,6 +23,7 @@ from jira_sync.mapping.issue import (
     find_comment_marker,
     marker_label,
     sanitize_label,
+    tenant_label,
 )
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "marker_label",
     "packaged_mapping_file",
     "sanitize_label",
+    "tenant_label",
 ]

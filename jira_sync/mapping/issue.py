@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jira_sync.events.qalita_event import IssueSnapshot, Person
-from jira_sync.integrations import tenant_label
 from jira_sync.mapping.config import IGNORED_STATUSES, Mapping
 from jira_sync.render import (
     Block,
@@ -43,6 +42,11 @@ class DesiredIssue:
     assignee_email: str | None
     status_category: str | None  # None: leave the status alone (muted, ignored, unmapped)
     ignored: bool
+
+
+def tenant_label(tenant: str) -> str:
+    """The tenant as it appears in ``qalita-id-<tenant>-<id>`` labels (CONTRACT §6)."""
+    return re.sub(r"[^a-z0-9_-]", "-", tenant.lower())
 
 
 def marker_label(tenant: str, issue_id: int) -> str:

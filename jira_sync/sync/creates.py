@@ -25,19 +25,18 @@ from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.sync import leases
 from jira_sync.sync.context import SyncContext
-from jira_sync.sync.outbound import (
+from jira_sync.sync.identity import resolve_user
+from jira_sync.sync.outcomes import (
     Work,
     fail,
-    fingerprint,
     finish,
     journal,
     look_again_at,
     park,
     persist,
-    resolve_user,
-    rich_text,
     unexpected,
 )
+from jira_sync.sync.rendering import fingerprint, rich_text
 from jira_sync.sync.state import BLOCKED, CLOSED, FAILED, LINKED, PENDING, Due
 
 logger = logging.getLogger("jira_sync.creates")

@@ -8,7 +8,8 @@ from sqlalchemy import func, select, text
 from config.settings import load
 from jira_sync import intake
 from jira_sync.crypto import SecretBox
-from jira_sync.integrations import TenantLabelCollision, tenant_label, upsert_from_env
+from jira_sync.integrations import TenantLabelCollision, upsert_from_env
+from jira_sync.mapping import tenant_label
 from jira_sync.store.db import Database
 from jira_sync.store.models import DeadLetter, InboxEvent, Integration
 

@@ -1,0 +1,54 @@
+"""A Jira issue that is gone: deleted, moved out of reach, or hidden from the account.
+
+A 404 alone proves nothing (lost permission looks the same), so the project must still be
+readable and no issue may carry the marker before the link follows ``on_jira_delete``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from jira_sync.jira.client import JiraClient
+from jira_sync.mapping import Mapping
+from jira_sync.remote import NotFound, PermanentError
+from jira_sync.store.models import CommentLink
+from jira_sync.store.types import utcnow
+from jira_sync.sync.context import SyncContext
+from jira_sync.sync.outcomes import Work, journal, save_progress
+from jira_sync.sync.state import C_PENDING, C_POSTED, PENDING, TOMBSTONED
+
+
+def handle_missing(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work) -> None:
+    """A 404 on the issue: deleted, moved, or hidden from us? Only a check tells them apart."""
+    project = work.project_key or ""
+    try:
+        client.project(project)
+    except NotFound:
+        raise PermanentError(f"issue {work.jira_issue_key} and project {project} are not "
+                             "visible to this account: lost permission? (not treated as a "
+                             "deletion)", status=404) from None
+    found = list(client.search(f'labels = "{work.marker}"', fields=("summary", "labels")))
+    if found:
+        issue = found[0]
+        work.jira_issue_id, work.jira_issue_key = str(issue["id"]), issue.get("key")
+        save_progress(ctx, work, jira_issue_id=work.jira_issue_id,
+                      jira_issue_key=work.jira_issue_key)
+        journal(ctx, work, "missing", "adopted",
+                f"issue moved: now {work.jira_issue_key}, found by its marker")
+        work.again = True  # what hit the 404 is written at once to the adopted issue
+        return
+    if mapping.on_jira_delete == "recreate":
+        save_progress(ctx, work, jira_issue_id=None, jira_issue_key=None, written={},
+                      managed_labels=[], create_attempted_at=None, state=PENDING,
+                      due_at=utcnow())
+        with ctx.database.unit_of_work() as session:
+            session.execute(update(CommentLink).where(
+                CommentLink.link_id == work.link_id, CommentLink.state == C_POSTED)
+                .values(state=C_PENDING, jira_comment_id=None, attempted_at=None))
+        journal(ctx, work, "missing", "recreate",
+                f"{work.jira_issue_key} was deleted in Jira; creating it again")
+        work.jira_issue_id = None
+    else:
+        save_progress(ctx, work, state=TOMBSTONED, state_reason="deleted in Jira")
+        journal(ctx, work, "missing", "tombstoned",
+                f"{work.jira_issue_key} was deleted in Jira; the link is closed")

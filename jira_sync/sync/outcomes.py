@@ -1,0 +1,212 @@
+"""How a flush ends, and what it records on the way, in either direction.
+
+Every flush leases its link, works without an open transaction, and saves progress as it
+goes (``save_progress``, with the log rows ``journal`` noted), so a failure part-way never
+repeats a write that already landed. It then ends in one of three ways: ``finish`` (in step,
+or blocked with a reason), ``park`` (a transient failure: backoff, then a dead letter past
+the maximum age) or ``fail`` (a permanent one: a dead letter with the request, the answer
+and the reason). A flush that outlived its lease stops at its next write (``renew``).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from jira_sync.events.qalita_event import load_issue
+from jira_sync.mapping import DesiredIssue, Mapping, desired_issue, marker_label
+from jira_sync.remote import RemoteError, TransientError
+from jira_sync.store.models import CommentLink, Integration, IssueLink
+from jira_sync.store.types import utcnow
+from jira_sync.sync import leases
+from jira_sync.sync.context import SyncContext
+from jira_sync.sync.journal import dead_letter, log
+from jira_sync.sync.state import FAILED, FINAL_STATES, LINKED, PENDING, Due
+
+# A flush that finds the link leased by another looks again this soon (or when the lease ends).
+BUSY_RETRY_SECONDS = 2.0
+
+
+@dataclass
+class Work:
+    """A leased link, detached from its session, and what the flush learns as it goes."""
+
+    link_id: int
+    owner: str
+    integration: Integration
+    tenant: str
+    qalita_issue_id: int
+    jira_issue_id: str | None
+    jira_issue_key: str | None
+    project_key: str | None
+    issue_type: str | None
+    desired: dict[str, Any] | None
+    desired_version: int
+    create_attempted_at: datetime | None
+    written: dict[str, Any] = field(default_factory=dict)
+    managed_labels: list[str] = field(default_factory=list)
+    comments: list[CommentLink] = field(default_factory=list)
+    # Log rows written with the next save, so the log and the link's state commit together.
+    notes: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    # Set when the flush learnt something that needs another pass at once (an adopted issue).
+    again: bool = False
+    # Set once the link's outcome is written and its lease released.
+    done: bool = False
+
+    @property
+    def marker(self) -> str:
+        return marker_label(self.tenant, self.qalita_issue_id)
+
+    @classmethod
+    def of(cls, link: IssueLink, owner: str, integration: Integration) -> Work:
+        return cls(link.id, owner, integration, link.tenant, link.qalita_issue_id,
+                   link.jira_issue_id, link.jira_issue_key, link.jira_project_key,
+                   link.jira_issue_type, link.desired, link.desired_version,
+                   link.create_attempted_at, dict(link.written or {}),
+                   list(link.managed_labels or []))
+
+    def want(self, mapping: Mapping) -> DesiredIssue:
+        assert self.desired is not None
+        return desired_issue(mapping, load_issue(self.desired["issue"]), self.tenant)
+
+
+def look_again_at(link: IssueLink, now: datetime) -> datetime:
+    """When a flush that found the link leased (or parked) should try again: when that may be
+    over, but soon, since a live holder usually finishes in well under a lease."""
+    until = max(link.lease_expires_at or now, link.next_attempt_at or now)
+    wait = min(max((until - now).total_seconds(), 0.2), BUSY_RETRY_SECONDS)
+    return now + timedelta(seconds=wait)
+
+
+def unexpected(exc: Exception) -> TransientError:
+    """A bug or a broken setting, treated as transient: retried with backoff, then a dead
+    letter past the maximum age, rather than dropping the link."""
+    return TransientError(f"unexpected {type(exc).__name__}: {str(exc)[:300]}")
+
+
+class LeaseLost(Exception):
+    """Another flush took the link over (this one outlived its lease): stop writing."""
+
+
+def renew(ctx: SyncContext, work: Work) -> None:
+    """Extend the lease before a Jira write; a flush that lost it must not write at all."""
+    with ctx.database.unit_of_work() as session:
+        if not leases.renew(session, work.link_id, work.owner, ctx.timings.lease_seconds):
+            raise LeaseLost(work.link_id)
+
+
+def save_progress(ctx: SyncContext, work: Work, **values: Any) -> None:
+    """Record what now holds in Jira at once, so a later failure never repeats it."""
+    with ctx.database.unit_of_work() as session:
+        link = session.get(IssueLink, work.link_id)
+        if link is not None:
+            persist(session, work, link)
+            for name, value in values.items():
+                setattr(link, name, value)
+
+
+def persist(session: Session, work: Work, link: IssueLink) -> None:
+    """What the flush wrote so far, and its log rows, into the session's transaction."""
+    link.written, link.managed_labels = work.written, work.managed_labels
+    for action, decision, message, details in work.notes:
+        log(session, work.integration.id, action, decision, message, link_id=work.link_id,
+            **details)
+    work.notes.clear()
+
+
+def journal(ctx: SyncContext, work: Work, action: str, decision: str, message: str,
+            **details: Any) -> None:
+    """Note a decision; it is logged with the next save of the link."""
+    work.notes.append((action, decision, message, details))
+
+
+def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: str | None = None,
+           decision: str | None = None, retry_now: bool = False) -> list[Due]:
+    """Release the lease; a change that arrived during the flush gets its own flush."""
+    work.done = True
+    now = utcnow()
+    retry_now = retry_now or work.again
+    with ctx.database.unit_of_work() as session:
+        link = session.get(IssueLink, work.link_id)
+        if link is None:
+            return []
+        if link.lease_owner != work.owner and link.lease_owner is not None:
+            return []  # taken over by another flush, which now owns the link's state
+        persist(session, work, link)
+        if link.state not in FINAL_STATES:
+            if state is not None:
+                link.state, link.state_reason = state, reason
+            elif link.state != PENDING or link.jira_issue_id is not None:
+                link.state, link.state_reason = (LINKED if link.jira_issue_id else PENDING), None
+            if state is None and not retry_now:
+                link.applied_version = max(link.applied_version, work.desired_version)
+                link.attempts, link.first_failure_at, link.next_attempt_at = 0, None, None
+        if decision:
+            log(session, work.integration.id, "flush", decision, reason or decision,
+                link_id=work.link_id, level="warning")
+        leases.release(session, [work.link_id], work.owner)
+        if link.state in FINAL_STATES:
+            return []
+        if retry_now:
+            link.due_at = now  # due, so the flush it schedules is not taken for a stale one
+            return [Due(link.id, now)]
+        if link.due_at is not None:
+            return [Due(link.id, max(link.due_at, now))]
+        if link.jira_issue_id is None and link.state == PENDING and link.desired is not None:
+            return [Due(link.id, now)]  # recreate after a deletion in Jira
+    return []
+
+
+def park(ctx: SyncContext, work: Work, error: TransientError) -> list[Due]:
+    """Wait with capped, jittered backoff (never less than Retry-After), then try again;
+    past the maximum age the link becomes a dead letter."""
+    work.done = True
+    now = utcnow()
+    with ctx.database.unit_of_work() as session:
+        link = session.get(IssueLink, work.link_id)
+        if link is None:
+            return []
+        persist(session, work, link)
+        link.attempts += 1
+        link.first_failure_at = link.first_failure_at or now
+        age = (now - link.first_failure_at).total_seconds()
+        if age > ctx.timings.max_retry_age_seconds:
+            leases.release(session, [work.link_id], work.owner)
+            letter_for(session, work, error, "retries_exhausted",
+                       f"still failing after {age / 3600:.1f} h: {error.reason}")
+            link.state, link.state_reason = FAILED, error.reason
+            return []
+        delay = min(ctx.timings.backoff_cap_seconds,
+                    ctx.timings.backoff_base_seconds * 2 ** min(link.attempts - 1, 30))
+        delay = max(delay * (0.5 + random.random() / 2), error.retry_after or 0.0)
+        link.next_attempt_at = now + timedelta(seconds=delay)
+        log(session, work.integration.id, "flush",
+            "rate_limited" if error.status == 429 else "retry",
+            f"attempt {link.attempts} failed, next in {delay:.1f}s: {error.reason}",
+            link_id=work.link_id, level="warning", status=error.status)
+        leases.release(session, [work.link_id], work.owner)
+        return [Due(link.id, link.next_attempt_at)]
+
+
+def fail(ctx: SyncContext, work: Work, error: RemoteError) -> list[Due]:
+    work.done = True
+    with ctx.database.unit_of_work() as session:
+        link = session.get(IssueLink, work.link_id)
+        leases.release(session, [work.link_id], work.owner)
+        if link is None:
+            return []
+        persist(session, work, link)
+        letter_for(session, work, error, "jira_rejected", error.reason)
+        link.state, link.state_reason = FAILED, error.reason
+    return []
+
+
+def letter_for(session: Session, work: Work, error: RemoteError, kind: str, reason: str) -> None:
+    dead_letter(session, kind, reason, integration_id=work.integration.id,
+                link_id=work.link_id, payload=work.desired,
+                request={"jira_issue": work.jira_issue_key, "project": work.project_key,
+                         "desired_version": work.desired_version}, error=error)
