@@ -7,6 +7,7 @@ an obscure failure inside a worker.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -55,6 +56,8 @@ class JiraBootstrap:
     oauth_client_id: str | None
     qalita_api_url: str | None
     secrets: dict[str, str] = field(repr=False)
+    # None: the environment leaves the allowlist to what is stored.
+    ip_allowlist: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,10 @@ class SyncTimings:
     max_retry_age_seconds: float = 86400.0
     jira_rate_limit: float = 10.0
     backlog_wait_seconds: float = 60.0
+    # How long a value jira-sync wrote waits for its echo: Jira retries a delivery for about
+    # half an hour, so a late echo must still be recognised as one.
+    echo_ttl_seconds: float = 3600.0
+    reconcile_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,9 @@ class Settings:
     web_threads: int
     worker_concurrency: int
     max_body_bytes: int
+    webhook_max_bytes: int
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    public_url: str
     log_level: str
     debounce_seconds: float
     mapping_file: Path | None
@@ -198,6 +208,20 @@ def _broker_url(env: Mapping[str, str]) -> str:
     return raw
 
 
+def networks(raw: str, name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated CIDRs (a bare address is a /32 or /128), as operators write them."""
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            found.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise SettingsError(f"{name}: {part!r} is not an IP address or CIDR range "
+                                "(e.g. 10.0.0.0/8)") from None
+    return tuple(found)
+
+
 def _secret_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = _get(env, "JIRA_SYNC_SECRET_KEY")
     if raw is None:
@@ -258,6 +282,7 @@ def _jira(env: Mapping[str, str], tenant: str) -> JiraBootstrap | None:
         "qalita_api_token": "QALITA_API_TOKEN",
     }
     secrets = {key: value for key, name in secret_names.items() if (value := _get(env, name))}
+    allowlist = _get(env, "JIRA_WEBHOOK_IP_ALLOWLIST")
     return JiraBootstrap(
         tenant=tenant,
         base_url=base_url,
@@ -270,7 +295,14 @@ def _jira(env: Mapping[str, str], tenant: str) -> JiraBootstrap | None:
         oauth_client_id=_get(env, "JIRA_OAUTH_CLIENT_ID"),
         qalita_api_url=_http_url(env, "QALITA_API_URL"),
         secrets=secrets,
+        ip_allowlist=None if allowlist is None else tuple(
+            str(n) for n in networks(allowlist, "JIRA_WEBHOOK_IP_ALLOWLIST")),
     )
+
+
+def _url_host(host: str) -> str:
+    """A listening address as it goes into a URL: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
@@ -281,17 +313,25 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"JIRA_SYNC_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR, "
                             f"got {log_level!r}")
     tenant = _tenant(env)
+    web_host = _get(env, "JIRA_SYNC_WEB_HOST") or "127.0.0.1"
+    web_port = _int(env, "JIRA_SYNC_WEB_PORT", 8080, 1, 65535)
     return Settings(
         database_url=_database_url(env),
         broker_url=_broker_url(env),
         secret_keys=_secret_keys(env),
         admin_token=_get(env, "JIRA_SYNC_ADMIN_TOKEN"),
-        web_host=_get(env, "JIRA_SYNC_WEB_HOST") or "127.0.0.1",
-        web_port=_int(env, "JIRA_SYNC_WEB_PORT", 8080, 1, 65535),
+        web_host=web_host,
+        web_port=web_port,
         web_workers=_int(env, "JIRA_SYNC_WEB_WORKERS", 2, 1, 64),
         web_threads=_int(env, "JIRA_SYNC_WEB_THREADS", 4, 1, 256),
         worker_concurrency=_int(env, "JIRA_SYNC_WORKER_CONCURRENCY", 4, 1, 256),
         max_body_bytes=_int(env, "JIRA_SYNC_MAX_BODY_BYTES", 10 * 1024 * 1024, 1024, 2**30),
+        webhook_max_bytes=_int(env, "JIRA_SYNC_WEBHOOK_MAX_BYTES", 2 * 1024 * 1024, 1024,
+                               2**30),
+        trusted_proxies=networks(_get(env, "JIRA_SYNC_TRUSTED_PROXIES") or "",
+                                 "JIRA_SYNC_TRUSTED_PROXIES"),
+        public_url=_http_url(env, "JIRA_SYNC_PUBLIC_URL")
+        or f"http://{_url_host(web_host)}:{web_port}",
         log_level=log_level,
         debounce_seconds=_float(env, "JIRA_SYNC_DEBOUNCE_SECONDS", 2.0, 0.0, 3600.0),
         mapping_file=_mapping_file(env),
@@ -312,6 +352,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             jira_rate_limit=_float(env, "JIRA_SYNC_JIRA_RATE_LIMIT", 10.0, 0.1, 10000.0),
             backlog_wait_seconds=_float(env, "JIRA_SYNC_BACKLOG_WAIT_SECONDS", 60.0, 0.0,
                                         900.0),
+            echo_ttl_seconds=_float(env, "JIRA_SYNC_ECHO_TTL_SECONDS", 3600.0, 1.0,
+                                    7 * 86400.0),
+            reconcile_seconds=_float(env, "JIRA_SYNC_RECONCILE_SECONDS", 300.0, 1.0, 86400.0),
         ),
     )
 

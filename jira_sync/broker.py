@@ -23,6 +23,9 @@ FLUSH_TASK = "jira_sync.flush_links"
 FLUSH_GROUP_SECONDS = 0.5
 FLUSH_GROUP_LINKS = 200
 OUTBOUND_QUEUE = "jira_sync.outbound"
+# Jira webhook deliveries: one message per stored delivery, carrying only its inbox id.
+DELIVERY_TASK = "jira_sync.jira_delivery"
+INBOUND_QUEUE = "jira_sync.jira_inbound"
 # Upper bounds that every countdown and time limit in the code base stays under: a Redis
 # message is redelivered after the visibility timeout, so a countdown must end well before.
 MAX_COUNTDOWN_SECONDS = 900
@@ -76,3 +79,9 @@ def send_flushes(app: Any, dues: Iterable[Due]) -> None:
         countdown = min(max((group[-1].at - now).total_seconds(), 0.0), MAX_COUNTDOWN_SECONDS)
         app.send_task(FLUSH_TASK, args=(sorted({due.link_id for due in group}),),
                       queue=OUTBOUND_QUEUE, countdown=countdown or None)
+
+
+def send_deliveries(app: Any, inbox_ids: Iterable[int]) -> None:
+    """Hand stored deliveries to the workers (their payload stays in the inbox)."""
+    for inbox_id in inbox_ids:
+        app.send_task(DELIVERY_TASK, args=(inbox_id,), queue=INBOUND_QUEUE)

@@ -66,6 +66,8 @@ def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) 
             "already used by another tenant")
     for key, value in fields.items():
         setattr(integration, key, value)
+    if bootstrap.ip_allowlist is not None:
+        integration.ip_allowlist = list(bootstrap.ip_allowlist)
     try:
         secrets = box.open(integration.secrets_sealed)
     except SecretsUnreadable:

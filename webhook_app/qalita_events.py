@@ -11,25 +11,21 @@ import hashlib
 import hmac
 import json
 import logging
-from functools import cache
-from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from jira_sync import intake
-from jira_sync.broker import send_flushes, transport_options
+from jira_sync.broker import send_flushes
 from jira_sync.events.qalita_event import MAX_EVENT_BYTES, InvalidEvent, parse_event
 from jira_sync.sync.context import SyncContext
 from webhook_app import context
+from webhook_app.producer import producer
 
 logger = logging.getLogger("webhook_app.qalita_events")
 blueprint = Blueprint("qalita_events", __name__)
 SIGNATURE_HEADER = "X-Qalita-Signature"
-# A failed publish must not hold the sender: the sweep finds the stored event's link anyway.
-PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2,
-                        "interval_max": 0.3}
 
 
 @blueprint.post("/api/v2/integrations/qalita/events")
@@ -65,7 +61,7 @@ def receive() -> ResponseReturnValue:
         logger.warning("cannot store QALITA event %s: %s", event.event_id, type(exc).__name__)
         abort(503, "the event could not be stored; send it again")
     try:
-        send_flushes(_producer(), dues)
+        send_flushes(producer(), dues)
     except Exception as exc:  # Stored is what counts: the sweep schedules it instead.
         logger.warning("stored QALITA event %s but could not schedule its flush (%s); "
                        "the sweep will", event.event_id, type(exc).__name__)
@@ -88,19 +84,3 @@ def _sync_context() -> SyncContext | None:
     if "sync" not in extensions:
         extensions["sync"] = SyncContext.from_settings(settings, context.database())
     return extensions["sync"]
-
-
-@cache
-def _producer_for(broker_url: str, options_key: str) -> Any:
-    from celery import Celery
-
-    app = Celery("jira-sync-web", broker=broker_url, set_as_current=False)
-    app.conf.broker_transport_options = json.loads(options_key)
-    app.conf.task_publish_retry_policy = PUBLISH_RETRY_POLICY
-    return app
-
-
-def _producer() -> Any:
-    settings = context.settings()
-    return _producer_for(settings.broker_url,
-                         json.dumps(transport_options(settings.broker_url), sort_keys=True))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from jira_sync.cli import db, demo, integration, processes, simulate
+from jira_sync.cli import db, demo, integration, processes, simulate, webhook
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,3 +23,4 @@ main.add_command(processes.beat)
 main.add_command(demo.demo)
 main.add_command(simulate.simulate)
 main.add_command(integration.integration)
+main.add_command(webhook.webhook)

@@ -69,7 +69,12 @@ class Integration(Timestamped, Base):
     qalita_api_url: Mapped[str | None] = mapped_column(String(2048))
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     secrets_sealed: Mapped[str | None] = mapped_column(Text)
+    # SHA-256 of the token in the integration's webhook URL; the token itself is never kept.
     webhook_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # CIDRs that may deliver this integration's webhooks; None lets any address deliver.
+    ip_allowlist: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    # When the last reconciliation sweep of this site completed: the next one reads from here.
+    reconciled_at: Mapped[datetime | None]
 
 
 class IssueLink(Timestamped, Base):
@@ -82,6 +87,7 @@ class IssueLink(Timestamped, Base):
         Index("ix_issue_links_state_due_at", "state", "due_at"),
         Index("ix_issue_links_integration_id_jira_project_key", "integration_id",
               "jira_project_key"),
+        Index("ix_issue_links_inbound_due_at", "inbound_due_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
@@ -102,7 +108,18 @@ class IssueLink(Timestamped, Base):
     applied_version: Mapped[int] = mapped_column(BigInteger, default=0)
     written: Mapped[dict[str, Any]] = mapped_column(default=dict)
     managed_labels: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
-    jira_watermark: Mapped[datetime | None]
+    # The link's last view of Jira, per field: the value, the changelog id and time that set
+    # it (the watermark), and whether QALITA still has to be told (see jira_sync.inbound).
+    jira_view: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Inbound (Jira to QALITA) has its own schedule and failures, so a QALITA outage never
+    # holds outbound writes back, nor a Jira outage inbound ones.
+    inbound_due_at: Mapped[datetime | None]
+    inbound_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    inbound_first_failure_at: Mapped[datetime | None]
+    inbound_state: Mapped[str | None] = mapped_column(String(16))
+    inbound_reason: Mapped[str | None] = mapped_column(Text)
+    # When the reconciliation sweep last confirmed the Jira issue exists (rotating check).
+    jira_checked_at: Mapped[datetime | None]
     create_attempted_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None]
@@ -135,6 +152,27 @@ class CommentLink(Timestamped, Base):
     desired_at: Mapped[datetime | None]
     # Set before posting: a retry then looks for the comment's marker instead of posting twice.
     attempted_at: Mapped[datetime | None]
+
+
+class PendingWrite(Base):
+    """A value jira-sync sent to one side and has not yet seen come back from it.
+
+    The change it causes returns as a webhook (Jira) or an event (QALITA); matching it here
+    is what tells that echo from a person's change, so nothing jira-sync wrote is written back.
+    """
+
+    __tablename__ = "pending_writes"
+    __table_args__ = (Index("ix_pending_writes_link_id_side_field", "link_id", "side", "field"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("issue_links.id", ondelete="CASCADE"))
+    side: Mapped[str] = mapped_column(String(8))  # where it was written: "jira" or "qalita"
+    field: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    consumed_at: Mapped[datetime | None]
 
 
 class InboxEvent(Base):

@@ -4,6 +4,7 @@ can read, and work that cannot succeed by retrying is kept whole for a replay.""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from sqlalchemy import insert
@@ -55,13 +56,18 @@ def dead_letter(session: Session, kind: str, reason: str, *, integration_id: int
     return letter
 
 
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def storable(value: Any) -> Any:
-    """``value`` as a JSON column can hold it: what was refused for holding NaN or NUL must
-    still be kept, so NaN and infinities become strings and NUL its visible picture."""
+    """``value`` as a JSON column can hold it: what was refused for holding NaN, NUL or half
+    of a UTF-16 pair (JSON allows ``"\\ud800"``, UTF-8 cannot encode it) must still be kept,
+    so NaN and infinities become strings, NUL its visible picture and a lone surrogate the
+    replacement character."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, str):
-        return value.replace("\x00", "\u2400")
+        return _LONE_SURROGATES.sub("\ufffd", value.replace("\x00", "\u2400"))
     if isinstance(value, dict):
         return {storable(key): storable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
