@@ -36,6 +36,17 @@ STATUS_CATEGORIES = ("new", "indeterminate", "done")
 ON_JIRA_DELETE = ("recreate", "tombstone")
 ON_QALITA_DELETE = ("close", "comment", "nothing")
 INBOUND_FLAGS = ("status", "assignee", "title", "description", "labels", "comments", "ignored")
+# QALITA's own integration guide: QALITA is the source of truth for title and description,
+# and assignees go one way unless two-way is enabled.
+INBOUND_DEFAULTS = {"status": True, "ignored": True, "labels": True, "comments": True,
+                    "assignee": False, "title": False, "description": False}
+QALITA_STATUSES = (*MAPPED_STATUSES, *IGNORED_STATUSES)
+# Who wins when both sides changed a field since the link's last sync: QALITA, or whichever
+# change happened last.
+CONFLICT_FIELDS = ("status", "assignee", "title", "description", "labels")
+CONFLICT_POLICIES = ("qalita", "latest")
+CONFLICT_DEFAULTS = {"status": "latest", "assignee": "latest", "title": "qalita",
+                     "description": "qalita", "labels": "latest"}
 TITLE_PLACEHOLDERS = ("id", "title", "dataset", "rule", "metric", "rule_or_metric", "domain",
                       "severity")
 
@@ -127,8 +138,10 @@ class Mapping:
     comment_prefix: str = "QALITA comment by {author}:"
     on_jira_delete: str = "recreate"
     on_qalita_delete: str = "close"
-    inbound: abc.Mapping[str, bool] = field(
-        default_factory=lambda: dict.fromkeys(INBOUND_FLAGS, True))
+    inbound: abc.Mapping[str, bool] = field(default_factory=lambda: dict(INBOUND_DEFAULTS))
+    # Jira status name -> QALITA status, before the status category decides.
+    inbound_statuses: abc.Mapping[str, str] = field(default_factory=dict)
+    conflicts: abc.Mapping[str, str] = field(default_factory=lambda: dict(CONFLICT_DEFAULTS))
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -141,7 +154,9 @@ class Mapping:
             {key.lower(): _strings(value) for key, value in self.components_by_owner.items()}))
         set_(self, "field_defaults", _proxy(self.field_defaults))
         set_(self, "statuses", _proxy(self.statuses))
-        set_(self, "inbound", _proxy({**dict.fromkeys(INBOUND_FLAGS, True), **self.inbound}))
+        set_(self, "inbound", _proxy({**INBOUND_DEFAULTS, **self.inbound}))
+        set_(self, "inbound_statuses", _proxy(self.inbound_statuses))
+        set_(self, "conflicts", _proxy({**CONFLICT_DEFAULTS, **self.conflicts}))
 
 
 class MappingSet:
@@ -470,7 +485,10 @@ _CHECKS: dict[str, abc.Callable[[Any, str], Any]] = {
     "on_jira_delete": _choice(ON_JIRA_DELETE),
     "on_qalita_delete": _choice(ON_QALITA_DELETE),
     "inbound": _inbound,
+    "inbound_statuses": _entries(None, _choice(QALITA_STATUSES)),
+    "conflicts": _entries(CONFLICT_FIELDS, _choice(CONFLICT_POLICIES)),
 }
 _GLOBAL_ONLY = ("routing", "projects")
 _DICT_SETTINGS = frozenset({"priorities", "components_by_domain", "components_by_owner",
-                            "field_defaults", "statuses", "inbound"})
+                            "field_defaults", "statuses", "inbound", "inbound_statuses",
+                            "conflicts"})

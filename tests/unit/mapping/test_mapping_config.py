@@ -64,8 +64,14 @@ def test_defaults_are_those_the_contract_documents():
                                       "resolved": "done"}
     assert mapping.comment_prefix == "QALITA comment by {author}:"
     assert (mapping.on_jira_delete, mapping.on_qalita_delete) == ("recreate", "close")
-    assert dict(mapping.inbound) == dict.fromkeys(
-        ("status", "assignee", "title", "description", "labels", "comments", "ignored"), True)
+    # QALITA's guide: title and description are QALITA's, assignees go one way by default.
+    assert dict(mapping.inbound) == {"status": True, "ignored": True, "labels": True,
+                                     "comments": True, "assignee": False, "title": False,
+                                     "description": False}
+    assert dict(mapping.inbound_statuses) == {}
+    assert dict(mapping.conflicts) == {"status": "latest", "assignee": "latest",
+                                       "title": "qalita", "description": "qalita",
+                                       "labels": "latest"}
     assert not mapping.components_by_domain and not mapping.components_by_owner
     assert not mapping.field_defaults
 
@@ -104,7 +110,11 @@ components_by_domain:
 components_by_owner:
   Ana@Example.COM: [Data, Platform]
 inbound:
-  title: false
+  assignee: true
+inbound_statuses:
+  "Won't Do": ignored
+conflicts:
+  title: latest
 """)
     mapping = load_mapping(path).default
     assert mapping.labels == ("qalita", "data-quality")
@@ -112,7 +122,10 @@ inbound:
                                         "medium": "Medium", "low": "Low"}
     assert dict(mapping.components_by_domain) == {"billing": ("Billing",)}
     assert dict(mapping.components_by_owner) == {"ana@example.com": ("Data", "Platform")}
-    assert mapping.inbound["title"] is False and mapping.inbound["status"] is True
+    assert mapping.inbound["assignee"] is True and mapping.inbound["title"] is False
+    assert dict(mapping.inbound_statuses) == {"Won't Do": "ignored"}
+    assert mapping.conflicts["title"] == "latest" and mapping.conflicts["description"] == \
+        "qalita"
 
 
 def test_overrides_come_after_the_file(tmp_path):
@@ -245,6 +258,10 @@ def test_a_wrong_type_names_the_key_path_and_the_file(tmp_path):
     ("on_jira_delete: delete", "mapping.on_jira_delete: expected one of recreate, tombstone"),
     ("on_qalita_delete: null", "mapping.on_qalita_delete: expected one of close, comment"),
     ("inbound: {status: null}", "mapping.inbound.status: expected true or false, got null"),
+    ("inbound_statuses: {Done: finished}", "mapping.inbound_statuses.Done: expected one of "
+                                           "open, active, resolved, muted, ignored"),
+    ("conflicts: {comments: qalita}", "mapping.conflicts.comments: unknown key"),
+    ("conflicts: {title: newest}", "mapping.conflicts.title: expected one of qalita, latest"),
     ("title_template: '{datset}'", "mapping.title_template: unknown placeholder {datset}"),
     ("title_template: '{dataset.__class__}'", "mapping.title_template: unknown placeholder"),
     ("title_template: '{dataset:>99999999}'", "mapping.title_template: placeholder {dataset} "
