@@ -21,7 +21,6 @@ from marshmallow import (
     fields,
     post_load,
     validate,
-    validates_schema,
 )
 
 
@@ -35,6 +34,11 @@ class JiraUser:
     name: str | None
     display_name: str | None
     email: str | None
+
+    @property
+    def ref(self) -> str | None:
+        """How the user is named in a changelog: the accountId on Cloud, the name on Server."""
+        return self.account_id or self.name
 
 
 @dataclass(frozen=True)
@@ -53,18 +57,31 @@ class IssueSnapshot:
     key: str | None
     project_key: str | None
     summary: str | None
-    description: str | None
+    # A wiki string in webhook bodies (REST v2 even on Cloud), ADF from Cloud's REST v3.
+    description: Any
     status: str | None
+    status_id: str | None
     status_category: str | None  # "new", "indeterminate" or "done"
     labels: tuple[str, ...] | None
     assignee: JiraUser | None
     updated: str | None
+    # Which fields the body carried at all: a missing field is not an empty one.
+    present: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class History:
+    """One entry of an issue's changelog, as REST reads give it."""
+
+    id: int
+    created: datetime | None
+    items: tuple[ChangeItem, ...]
 
 
 @dataclass(frozen=True)
 class JiraComment:
     id: str
-    body: str | None
+    body: Any  # wiki string in webhooks, ADF from Cloud's REST v3
     author: JiraUser | None
     update_author: JiraUser | None
     created: str | None
@@ -80,6 +97,7 @@ class JiraWebhook:
     issue: IssueSnapshot | None
     changelog: tuple[ChangeItem, ...]
     comment: JiraComment | None
+    changelog_id: int | None = None  # orders changes to one issue (ids grow)
 
 
 class _Lenient(Schema):
@@ -89,14 +107,15 @@ class _Lenient(Schema):
 
 class UserSchema(_Lenient):
     accountId = fields.String(allow_none=True)
+    key = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
     displayName = fields.String(allow_none=True)
     emailAddress = fields.String(allow_none=True)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> JiraUser:
-        return JiraUser(data.get("accountId"), data.get("name"), data.get("displayName"),
-                        data.get("emailAddress"))
+        return JiraUser(data.get("accountId"), data.get("name") or data.get("key"),
+                        data.get("displayName"), data.get("emailAddress"))
 
 
 class _Named(_Lenient):
@@ -109,6 +128,7 @@ class _StatusCategory(_Lenient):
 
 
 class _Status(_Lenient):
+    id = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
     statusCategory = fields.Nested(_StatusCategory, allow_none=True)
 
@@ -141,11 +161,12 @@ class IssueSchema(_Lenient):
             id=data["id"], key=data.get("key"),
             project_key=(f.get("project") or {}).get("key"),
             summary=f.get("summary"),
-            description=description if isinstance(description, str) else None,
-            status=status.get("name"),
+            description=description if isinstance(description, str | dict) else None,
+            status=status.get("name"), status_id=status.get("id"),
             status_category=(status.get("statusCategory") or {}).get("key"),
             labels=tuple(labels) if labels is not None else None,
             assignee=f.get("assignee"), updated=f.get("updated"),
+            present=frozenset(f),
         )
 
 
@@ -164,13 +185,21 @@ class ChangeItemSchema(_Lenient):
             return None if value is None else str(value)
 
         return ChangeItem(
-            field_id=data.get("fieldId") or data["field"].lower(), field=data["field"],
+            field_id=data.get("fieldId") or _FIELD_IDS.get(data["field"].lower(),
+                                                          data["field"].lower()),
+            field=data["field"],
             from_value=text(data.get("from_")), from_string=data.get("fromString"),
             to_value=text(data.get("to")), to_string=data.get("toString"),
         )
 
 
+# Older payloads name system fields in English only.
+_FIELD_IDS = {"key": "issuekey"}
+_ID = validate.Regexp(r"^[0-9]{1,18}$")
+
+
 class _Changelog(_Lenient):
+    id = fields.String(allow_none=True, validate=_ID)
     items = fields.List(fields.Nested(ChangeItemSchema), load_default=list)
 
 
@@ -186,7 +215,7 @@ class CommentSchema(_Lenient):
     def make(self, data: dict[str, Any], **_: Any) -> JiraComment:
         body = data.get("body")
         return JiraComment(
-            id=data["id"], body=body if isinstance(body, str) else None,
+            id=data["id"], body=body if isinstance(body, str | dict) else None,
             author=data.get("author"), update_author=data.get("updateAuthor"),
             created=data.get("created"), updated=data.get("updated"),
         )
@@ -203,21 +232,16 @@ class WebhookSchema(_Lenient):
     changelog = fields.Nested(_Changelog, allow_none=True)
     comment = fields.Nested(CommentSchema, allow_none=True)
 
-    @validates_schema
-    def names_its_issue(self, data: dict[str, Any], **_: Any) -> None:
-        # Every issue and comment event Jira sends carries the issue (see the samples).
-        if not data.get("issue"):
-            raise ValidationError("a webhook must carry the issue it is about", "issue")
-
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> JiraWebhook:
         stamp = data.get("timestamp")
+        changelog = data.get("changelog") or {}
         return JiraWebhook(
             event=data.get("webhookEvent"), event_type_name=data.get("issue_event_type_name"),
             timestamp=datetime.fromtimestamp(stamp / 1000, UTC) if stamp else None,
             user=data.get("user"), issue=data.get("issue"),
-            changelog=tuple((data.get("changelog") or {}).get("items", [])),
-            comment=data.get("comment"),
+            changelog=tuple(changelog.get("items", [])), comment=data.get("comment"),
+            changelog_id=int(changelog["id"]) if changelog.get("id") else None,
         )
 
 
@@ -240,3 +264,55 @@ def _flatten(messages: Any, prefix: str = "") -> str:
     if isinstance(messages, list):
         return f"{prefix.rstrip('.')}: {' '.join(str(m) for m in messages)}"
     return f"{prefix.rstrip('.')}: {messages}"
+
+
+class HistorySchema(_Lenient):
+    id = fields.String(required=True, validate=_ID)
+    created = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(ChangeItemSchema), load_default=list)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> History:
+        return History(int(data["id"]), jira_time(data.get("created")), tuple(data["items"]))
+
+
+class _IssueRead(IssueSchema):
+    """An issue read through REST with ``expand=changelog``."""
+
+    changelog = fields.Nested(Schema.from_dict(
+        {"histories": fields.List(fields.Nested(HistorySchema), load_default=list)},
+        name="Changelog")(unknown=EXCLUDE), load_default=dict)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> tuple[IssueSnapshot, tuple[History, ...]]:
+        histories = tuple((data.pop("changelog") or {}).get("histories", []))
+        return IssueSchema.make(self, data), histories
+
+
+_ISSUE_READ = _IssueRead()
+
+
+def parse_issue(body: Any) -> tuple[IssueSnapshot, tuple[History, ...]]:
+    """An issue from a REST read (search, bulk fetch), with its changelog when expanded."""
+    if not isinstance(body, dict):
+        raise InvalidWebhook(f"an issue must be a JSON object, not {type(body).__name__}")
+    try:
+        return _ISSUE_READ.load(body)
+    except ValidationError as exc:
+        raise InvalidWebhook(_flatten(exc.messages)) from None
+
+
+def jira_time(text: str | None) -> datetime | None:
+    """Jira's ``2026-11-28T10:15:30.000+0000`` (or ISO 8601); None when unreadable."""
+    if not text:
+        return None
+    for layout in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(text, layout).astimezone(UTC)
+        except ValueError:
+            continue
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
