@@ -87,6 +87,9 @@ class Comment:
     body: str | None
     author: Person | None
     created_at: str | None
+    # Not in CONTRACT §4, but QALITA may echo what a writer gave (``jira:<comment id>`` for
+    # the comments jira-sync posted): a help in telling them apart, never relied on.
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ class _CommentSchema(_Lenient):
     body = _text(validate=validate.Length(max=COMMENT_LIMIT))
     author = fields.Nested(_PersonSchema, allow_none=True, load_default=None)
     created_at = _text()
+    external_id = _text(validate=validate.Length(max=255))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Comment:

@@ -42,11 +42,11 @@ INBOUND_DEFAULTS = {"status": True, "ignored": True, "labels": True, "comments":
                     "assignee": False, "title": False, "description": False}
 QALITA_STATUSES = (*MAPPED_STATUSES, *IGNORED_STATUSES)
 # Who wins when both sides changed a field since the link's last sync: QALITA, or whichever
-# change happened last.
-CONFLICT_FIELDS = ("status", "assignee", "title", "description", "labels")
+# change happened last. Labels have no entry: each side's additions and removals both apply.
+CONFLICT_FIELDS = ("status", "assignee", "title", "description")
 CONFLICT_POLICIES = ("qalita", "latest")
 CONFLICT_DEFAULTS = {"status": "latest", "assignee": "latest", "title": "qalita",
-                     "description": "qalita", "labels": "latest"}
+                     "description": "qalita"}
 TITLE_PLACEHOLDERS = ("id", "title", "dataset", "rule", "metric", "rule_or_metric", "domain",
                       "severity")
 

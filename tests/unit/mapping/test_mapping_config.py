@@ -70,8 +70,7 @@ def test_defaults_are_those_the_contract_documents():
                                      "description": False}
     assert dict(mapping.inbound_statuses) == {}
     assert dict(mapping.conflicts) == {"status": "latest", "assignee": "latest",
-                                       "title": "qalita", "description": "qalita",
-                                       "labels": "latest"}
+                                       "title": "qalita", "description": "qalita"}
     assert not mapping.components_by_domain and not mapping.components_by_owner
     assert not mapping.field_defaults
 
@@ -260,7 +259,7 @@ def test_a_wrong_type_names_the_key_path_and_the_file(tmp_path):
     ("inbound: {status: null}", "mapping.inbound.status: expected true or false, got null"),
     ("inbound_statuses: {Done: finished}", "mapping.inbound_statuses.Done: expected one of "
                                            "open, active, resolved, muted, ignored"),
-    ("conflicts: {comments: qalita}", "mapping.conflicts.comments: unknown key"),
+    ("conflicts: {labels: qalita}", "mapping.conflicts.labels: unknown key"),
     ("conflicts: {title: newest}", "mapping.conflicts.title: expected one of qalita, latest"),
     ("title_template: '{datset}'", "mapping.title_template: unknown placeholder {datset}"),
     ("title_template: '{dataset.__class__}'", "mapping.title_template: unknown placeholder"),
