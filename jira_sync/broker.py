@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from jira_sync.sync.state import Due
 
 FLUSH_TASK = "jira_sync.flush_links"
+# Jira's changes written to QALITA: on the inbound queue, so a Jira backlog never holds them.
+INBOUND_FLUSH_TASK = "jira_sync.flush_inbound"
 # Links whose flushes fall due this close together share one message (a batch's windows).
 FLUSH_GROUP_SECONDS = 0.5
 FLUSH_GROUP_LINKS = 200
@@ -63,22 +65,27 @@ def transport_options(broker_url: str) -> dict[str, Any]:
 
 def send_flushes(app: Any, dues: Iterable[Due]) -> None:
     """Schedule each flush at its time; one further than the countdown cap is sent at the cap
-    and parks itself again (the flush re-reads ``next_attempt_at``).
+    and parks itself again (the flush re-reads when it is due).
 
     Flushes due within ``FLUSH_GROUP_SECONDS`` of each other go in one message, at the
     latest of their times: the windows a batch of events starts end together, and one
     message for them costs the broker and the worker a fraction of one per link.
     """
     now = datetime.now(UTC)
-    ordered = sorted(dues, key=lambda due: due.at)
-    while ordered:
-        first = ordered[0].at
-        group = [due for due in ordered[:FLUSH_GROUP_LINKS]
-                 if (due.at - first).total_seconds() <= FLUSH_GROUP_SECONDS]
-        ordered = ordered[len(group):]
-        countdown = min(max((group[-1].at - now).total_seconds(), 0.0), MAX_COUNTDOWN_SECONDS)
-        app.send_task(FLUSH_TASK, args=(sorted({due.link_id for due in group}),),
-                      queue=OUTBOUND_QUEUE, countdown=countdown or None)
+    dues = list(dues)
+    for inbound in (False, True):
+        task, queue = (INBOUND_FLUSH_TASK, INBOUND_QUEUE) if inbound else \
+            (FLUSH_TASK, OUTBOUND_QUEUE)
+        ordered = sorted((due for due in dues if due.inbound == inbound), key=lambda d: d.at)
+        while ordered:
+            first = ordered[0].at
+            group = [due for due in ordered[:FLUSH_GROUP_LINKS]
+                     if (due.at - first).total_seconds() <= FLUSH_GROUP_SECONDS]
+            ordered = ordered[len(group):]
+            countdown = min(max((group[-1].at - now).total_seconds(), 0.0),
+                            MAX_COUNTDOWN_SECONDS)
+            app.send_task(task, args=(sorted({due.link_id for due in group}),), queue=queue,
+                          countdown=countdown or None)
 
 
 def send_deliveries(app: Any, inbox_ids: Iterable[int]) -> None:

@@ -20,10 +20,11 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jira_sync.crypto import SecretBox, SecretsUnreadable
@@ -52,6 +53,7 @@ DIGESTS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib
 REFRESH_SECONDS = 2.0
 MISS_REFRESH_SECONDS = 0.5
 MAX_IDENTIFIER = 200
+SWEEP_BATCH = 1000
 TOKEN_URL_PATH = "/api/v2/integrations/jira/webhook/"
 UNSIGNED_HINT = ("for a Jira that cannot sign its webhooks, deliver to the integration's "
                  "token URL instead (`jira-sync webhook url`)")
@@ -310,3 +312,25 @@ def store(session: Session, targets: Sequence[Target], payload: dict[str, Any],
             for target in targets]
     return list(session.scalars(insert(session, InboxEvent).values(rows).on_conflict_do_nothing(
         index_elements=["source", "dedupe_key"]).returning(InboxEvent.id)))
+
+
+def release_held(session: Session) -> list[int]:
+    """Deliveries held for a disabled integration that is enabled again: back in the queue."""
+    enabled = select(Integration.id).where(Integration.enabled.is_(True))
+    ids = list(session.scalars(select(InboxEvent.id).where(
+        InboxEvent.source == JIRA, InboxEvent.state == HELD,
+        InboxEvent.integration_id.in_(enabled)).order_by(InboxEvent.id).limit(SWEEP_BATCH)
+        .with_for_update(skip_locked=True)))
+    if ids:
+        session.execute(update(InboxEvent).where(InboxEvent.id.in_(ids))
+                        .values(state=RECEIVED).execution_options(synchronize_session=False))
+    return ids
+
+
+def unclaimed(session: Session, older_than_seconds: float) -> list[int]:
+    """Stored deliveries no worker took (the broker was down when they came, or a message
+    was lost), oldest first."""
+    before = utcnow() - timedelta(seconds=older_than_seconds)
+    return list(session.scalars(select(InboxEvent.id).where(
+        InboxEvent.source == JIRA, InboxEvent.state == RECEIVED,
+        InboxEvent.received_at < before).order_by(InboxEvent.id).limit(SWEEP_BATCH)))

@@ -46,6 +46,10 @@ def schedule() -> dict[str, dict[str, Any]]:
             "task": "jira_sync.sweep", "schedule": sweep,
             "options": {"queue": queues.MAINTENANCE, "expires": sweep.total_seconds()},
         },
+        "sweep-deliveries": {
+            "task": "jira_sync.sweep_deliveries", "schedule": sweep,
+            "options": {"queue": queues.MAINTENANCE, "expires": sweep.total_seconds()},
+        },
         "prune": {
             "task": "jira_sync.prune", "schedule": timedelta(hours=1),
             "options": {"queue": queues.MAINTENANCE, "expires": 3600},

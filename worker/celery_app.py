@@ -27,7 +27,8 @@ from worker import queues, runtime
 TASK_SOFT_TIME_LIMIT = 240
 TASK_TIME_LIMIT = 300
 
-TASK_MODULES = ("worker.tasks.maintenance", "worker.tasks.outbound", "worker.tasks.qalita")
+TASK_MODULES = ("worker.tasks.inbound", "worker.tasks.maintenance", "worker.tasks.outbound",
+                "worker.tasks.qalita")
 # Task name -> queue, filled by the house decorator (worker.house.task).
 TASK_QUEUES: dict[str, str] = {}
 
@@ -99,3 +100,4 @@ def _sweep_once_at_start(sender: Any = None, **_: Any) -> None:
     """One sweep when a worker starts: a deployment without beat still applies the events held
     for a tenant whose integration now exists, and flushes what a previous worker lost."""
     app.send_task("jira_sync.sweep", queue=queues.MAINTENANCE)
+    app.send_task("jira_sync.sweep_deliveries", queue=queues.MAINTENANCE)

@@ -329,6 +329,19 @@ class JiraClient:
                    if (u.get("emailAddress") or "").lower() == wanted]
         return matches[0] if len(matches) == 1 else None
 
+    def user(self, ref: str) -> dict[str, Any] | None:
+        """A user by how changelogs name them: accountId on Cloud, user name on Server."""
+        params = {"accountId": ref} if self.is_cloud else {"username": ref}
+        try:
+            return self._request("GET", "/user", what="read a user", idempotent=True,
+                                 params=params)
+        except NotFound:
+            return None
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Every status of the site, with its category."""
+        return self._request("GET", "/status", what="list statuses", idempotent=True)
+
     def user_ref(self, user: Mapping[str, Any]) -> dict[str, str]:
         """How to name a user in an issue's fields: accountId on Cloud, name on Server."""
         return {"accountId": user["accountId"]} if self.is_cloud else {"name": user["name"]}

@@ -132,13 +132,15 @@ class WorkflowGraph:
 def move_to_category(client: JiraClient, issue: str, category: str, *, graph: WorkflowGraph,
                      field_defaults: Mapping[str, Any] | None = None,
                      current: dict | None = None, max_hops: int = 8,
-                     before_write: Callable[[], None] | None = None) -> list[str]:
+                     before_write: Callable[[Mapping[str, Any]], None] | None = None
+                     ) -> list[str]:
     """Bring ``issue`` to a status of ``category`` (new|indeterminate|done) by transitions.
 
     Returns the names of the transitions made. Raises WorkflowBlocked when no path is known
     or reachable, a field cannot be filled, or ``max_hops`` is spent; TransientError (not
     maybe-applied) and PermanentError propagate for the caller's retry / dead letter.
-    ``before_write`` runs before each transition (the caller's lease check).
+    ``before_write`` runs before each transition with the status it goes to (the caller's
+    lease check, and its record of what it is about to write).
     """
     defaults = dict(field_defaults or {})
     if current is None or not all(f in (current.get("fields") or {}) for f in READ_FIELDS):
@@ -179,7 +181,7 @@ def move_to_category(client: JiraClient, issue: str, category: str, *, graph: Wo
                              made)
         to = next(t["to"] for t in available if str(t["id"]) == edge.id)
         if before_write is not None:
-            before_write()
+            before_write(to)
         try:
             client.transition(issue, edge.id, edge.fields(defaults) or None)
         except TransientError as exc:

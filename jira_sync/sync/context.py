@@ -23,6 +23,7 @@ from jira_sync.jira.connect import FIELDS_THE_SYNC_SETS, auth_for
 from jira_sync.jira.limiter import RateLimiter
 from jira_sync.jira.workflow import WorkflowGraph
 from jira_sync.mapping import MappingSet, load_mapping
+from jira_sync.qalita import QalitaClient
 from jira_sync.store.db import Database
 from jira_sync.store.models import Integration
 
@@ -53,6 +54,10 @@ class SyncContext:
     _create_meta: dict[tuple[int, str, str], tuple[float, list[RequiredField]]] = \
         field(default_factory=dict)
     _serving: dict[str, tuple[float, Integration | None]] = field(default_factory=dict)
+    _qalita: dict[int, tuple[datetime, QalitaClient | None]] = field(default_factory=dict)
+    # Status id -> category per integration, learned from what Jira shows (webhook bodies,
+    # transitions), asked of Jira only for a status never seen.
+    _categories: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def serving(self, session: Session, tenant: str) -> Integration | None:
         """The enabled integration of ``tenant`` (a detached, read-only copy), or None."""
@@ -81,6 +86,25 @@ class SyncContext:
                                 rate_limit=self.timings.jira_rate_limit)
             cached = self._clients[integration.id] = (integration.updated_at, client)
         return cached[1]
+
+    def qalita(self, integration: Integration) -> QalitaClient | None:
+        """The QALITA API this integration writes back to; None when not configured."""
+        cached = self._qalita.get(integration.id)
+        if cached is None or cached[0] != integration.updated_at:
+            token = self.box.open(integration.secrets_sealed).get("qalita_api_token")
+            client = None
+            if integration.qalita_api_url and token:
+                client = QalitaClient(integration.qalita_api_url, token)
+            cached = self._qalita[integration.id] = (integration.updated_at, client)
+        return cached[1]
+
+    def learn_category(self, integration_id: int, status_id: str | None,
+                       category: str | None) -> None:
+        if status_id and category:
+            self._categories.setdefault(integration_id, {})[status_id] = category
+
+    def status_category(self, integration_id: int, status_id: str | None) -> str | None:
+        return self._categories.get(integration_id, {}).get(status_id or "")
 
     def mappings(self, integration: Integration) -> MappingSet:
         cached = self._mappings.get(integration.id)

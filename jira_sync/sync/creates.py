@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 
 from jira_sync.jira.client import BULK_CREATE_LIMIT, BulkResult, JiraClient
 from jira_sync.mapping import Mapping
+from jira_sync.mapping.inbound import jira_text, normalize
 from jira_sync.remote import PermanentError, TransientError
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.sync import leases
+from jira_sync.sync.conflicts import mark_synced
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.identity import resolve_user
 from jira_sync.sync.outcomes import (
@@ -233,6 +235,10 @@ def _create_chunk(ctx: SyncContext, client: JiraClient, mapping: Mapping, projec
             issue = result.created[position]
             work.jira_issue_id, work.jira_issue_key = str(issue["id"]), issue.get("key")
             work.written = {**written[i], "status": "new"}
+            # jira-sync's own values are the first view of Jira: the creation's webhook then
+            # tells nothing new, and a person's first edit is told from them.
+            work.view = created_view(client, payloads[i]["fields"], now)
+            mark_synced(work, *work.view, "ignored", at=now)
             work.managed_labels = sorted(payloads[i]["fields"]["labels"])
             _linked(ctx, work, "created", f"created {work.jira_issue_key} in {project}")
             later += _after_create(ctx, work)
@@ -288,6 +294,18 @@ def _wanted_status(ctx: SyncContext, work: Work) -> str | None:
     return work.want(mapping).status_category or work.written.get("status")
 
 
+def created_view(client: JiraClient, fields: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """The link's view of an issue it just created (status: whatever Jira starts it in)."""
+    assignee = fields.get("assignee") or {}
+    values = {"summary": normalize(fields["summary"]),
+              "description": {"text": normalize(jira_text(fields["description"])),
+                              "top": None},
+              "labels": sorted(fields["labels"]),
+              "assignee": assignee.get("accountId") or assignee.get("name")}
+    return {field: {"v": value, "cl": None, "at": at.isoformat(), "dirty": False}
+            for field, value in values.items()}
+
+
 def _linked(ctx: SyncContext, work: Work, decision: str, message: str) -> None:
     journal(ctx, work, "create", decision, message, jira_issue=work.jira_issue_key)
     with ctx.database.unit_of_work() as session:
@@ -297,6 +315,8 @@ def _linked(ctx: SyncContext, work: Work, decision: str, message: str) -> None:
         persist(session, work, link)
         link.jira_issue_id, link.jira_issue_key = work.jira_issue_id, work.jira_issue_key
         link.state, link.state_reason = LINKED, None
+        if work.view:
+            link.jira_view = work.view
 
 
 def _create_fields(ctx: SyncContext, client: JiraClient, mapping: Mapping, project: str,

@@ -1,4 +1,4 @@
-"""Who is who on both sides: QALITA's e-mail addresses and Jira's users.
+"""Who is who on both sides: QALITA's e-mail addresses and Jira's users, both ways.
 
 The identity map (``user_identities``) keeps each answer, so a flush asks Jira about a person
 once, and asks again about one it could not find only after a while.
@@ -50,3 +50,34 @@ def resolve_user(ctx: SyncContext, client: JiraClient, integration_id: int,
             integration_id=integration_id, email=key, **values,
         ).on_conflict_do_update(index_elements=["integration_id", "email"], set_=values))
     return user
+
+
+def email_of(ctx: SyncContext, client: JiraClient, integration_id: int,
+             ref: str) -> str | None:
+    """The e-mail of the Jira user a changelog names (accountId on Cloud, user name on
+    Server): the identity map first, then Jira's user API. None when Jira hides it (Cloud
+    users may) or knows no such user: the caller writes nothing rather than a guess."""
+    column = UserIdentity.jira_account_id if client.is_cloud else UserIdentity.jira_username
+    with ctx.database.unit_of_work() as session:
+        known = session.scalar(select(UserIdentity.email).where(
+            UserIdentity.integration_id == integration_id, column == ref,
+            UserIdentity.resolved.is_(True)))
+    if known is not None:
+        return known
+    try:
+        user = client.user(ref)
+    except PermanentError:
+        user = None
+    email = (user or {}).get("emailAddress")
+    if not email:
+        return None
+    key = email.strip().lower()
+    values = {"resolved": True, "checked_at": utcnow(),
+              "jira_account_id": user.get("accountId"),  # type: ignore[union-attr]
+              "jira_username": user.get("name"),  # type: ignore[union-attr]
+              "display_name": user.get("displayName")}  # type: ignore[union-attr]
+    with ctx.database.unit_of_work() as session:
+        session.execute(insert(session, UserIdentity).values(
+            integration_id=integration_id, email=key, **values,
+        ).on_conflict_do_update(index_elements=["integration_id", "email"], set_=values))
+    return key

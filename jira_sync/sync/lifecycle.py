@@ -1,7 +1,8 @@
 """A Jira issue that is gone: deleted, moved out of reach, or hidden from the account.
 
 A 404 alone proves nothing (lost permission looks the same), so the project must still be
-readable and no issue may carry the marker before the link follows ``on_jira_delete``.
+readable and no issue may carry the marker before the link follows ``on_jira_delete``; a
+signed ``jira:issue_deleted`` delivery is proof enough.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from sqlalchemy import update
 
 from jira_sync.jira.client import JiraClient
 from jira_sync.mapping import Mapping
-from jira_sync.remote import NotFound, PermanentError
+from jira_sync.qalita import QalitaClient
+from jira_sync.remote import NotFound, PermanentError, RemoteError
 from jira_sync.store.models import CommentLink
 from jira_sync.store.types import utcnow
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.outcomes import Work, journal, save_progress
 from jira_sync.sync.state import C_PENDING, C_POSTED, PENDING, TOMBSTONED
+
+DELETED_IN_JIRA = ("The Jira issue {key} was deleted; jira-sync no longer syncs this issue "
+                   "with Jira.")
 
 
 def handle_missing(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work) -> None:
@@ -37,18 +42,43 @@ def handle_missing(ctx: SyncContext, client: JiraClient, mapping: Mapping, work:
                 f"issue moved: now {work.jira_issue_key}, found by its marker")
         work.again = True  # what hit the 404 is written at once to the adopted issue
         return
+    follow_deletion(ctx, mapping, work, ctx.qalita(work.integration))
+
+
+def deleted_in_jira(ctx: SyncContext, mapping: Mapping, work: Work,
+                    qalita: QalitaClient | None) -> None:
+    """A signed ``jira:issue_deleted`` is proof enough: the link follows ``on_jira_delete``
+    and nothing of the issue is written to QALITA."""
+    follow_deletion(ctx, mapping, work, qalita)
+
+
+def follow_deletion(ctx: SyncContext, mapping: Mapping, work: Work,
+                    qalita: QalitaClient | None) -> None:
+    """Recreate the issue, or close the link with one QALITA comment saying why."""
     if mapping.on_jira_delete == "recreate":
         save_progress(ctx, work, jira_issue_id=None, jira_issue_key=None, written={},
                       managed_labels=[], create_attempted_at=None, state=PENDING,
-                      due_at=utcnow())
+                      due_at=utcnow(), jira_view={})
         with ctx.database.unit_of_work() as session:
             session.execute(update(CommentLink).where(
-                CommentLink.link_id == work.link_id, CommentLink.state == C_POSTED)
+                CommentLink.link_id == work.link_id, CommentLink.state == C_POSTED,
+                CommentLink.origin == "qalita")
                 .values(state=C_PENDING, jira_comment_id=None, attempted_at=None))
         journal(ctx, work, "missing", "recreate",
                 f"{work.jira_issue_key} was deleted in Jira; creating it again")
-        work.jira_issue_id = None
-    else:
-        save_progress(ctx, work, state=TOMBSTONED, state_reason="deleted in Jira")
-        journal(ctx, work, "missing", "tombstoned",
-                f"{work.jira_issue_key} was deleted in Jira; the link is closed")
+        work.jira_issue_id, work.written, work.managed_labels = None, {}, []
+        work.outbound_due = True
+        return
+    # Closed first, then told: a retry never posts the note twice (at most once).
+    save_progress(ctx, work, state=TOMBSTONED, state_reason="deleted in Jira")
+    journal(ctx, work, "missing", "tombstoned",
+            f"{work.jira_issue_key} was deleted in Jira; the link is closed")
+    if qalita is None:
+        return
+    try:
+        qalita.add_comment(work.qalita_issue_id, DELETED_IN_JIRA.format(
+            key=work.jira_issue_key or work.jira_issue_id), "jira-sync:deleted", "jira-sync")
+    except RemoteError as exc:
+        journal(ctx, work, "missing", "skipped", f"could not tell QALITA that "
+                f"{work.jira_issue_key} was deleted: {exc.reason}", level="warning")
+    save_progress(ctx, work)

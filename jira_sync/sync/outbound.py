@@ -21,14 +21,17 @@ from sqlalchemy.orm import Session
 from jira_sync.jira.client import JiraClient
 from jira_sync.jira.workflow import WorkflowBlocked, move_to_category
 from jira_sync.mapping import DesiredIssue, Mapping
+from jira_sync.mapping.inbound import description_text, jira_text, normalize, text_key
 from jira_sync.remote import NotFound, PermanentError, TransientError
 from jira_sync.render import from_text
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
-from jira_sync.sync import creates, leases
+from jira_sync.sync import creates, echoes, leases
 from jira_sync.sync.comments import sync_comments
+from jira_sync.sync.conflicts import JIRA, QALITA, mark_synced, settle, winner
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.identity import resolve_user
+from jira_sync.sync.jira_changes import record_write
 from jira_sync.sync.lifecycle import handle_missing
 from jira_sync.sync.outcomes import (
     LeaseLost,
@@ -161,34 +164,51 @@ def _sync_existing(ctx: SyncContext, work: Work) -> None:
 
 def update_issue(ctx: SyncContext, client: JiraClient, mapping: Mapping,
                  work: Work) -> DesiredIssue:
-    """One edit for whatever changed among fields and labels."""
+    """One edit for whatever changed among fields and labels, and what Jira lacks of it."""
     want = work.want(mapping)
     issue = work.jira_issue_id
     assert issue is not None
     fields: dict[str, Any] = {}
     written = dict(work.written)
-    if fingerprint(want.summary) != written.get("summary"):
-        fields["summary"], written["summary"] = want.summary, fingerprint(want.summary)
+    sent: list[tuple[str, object]] = []  # what the echoes will carry
+    edits = _Edits(ctx, mapping, work, written)
+    summary_print = fingerprint(want.summary)
+    if edits.wanted("summary", summary_print != written.get("summary"),
+                    text_key(_view(work, "summary")) == text_key(want.summary)
+                    if _view(work, "summary") is not None else False, summary_print):
+        fields["summary"], written["summary"] = want.summary, summary_print
+        sent.append(("summary", want.summary))
     description = rich_text(client, want.description)
-    if fingerprint(description) != written.get("description"):
+    text = jira_text(description)
+    seen_text = (_view(work, "description") or {}).get("text")
+    if edits.wanted("description", fingerprint(description) != written.get("description"),
+                    seen_text is not None and text_key(seen_text) == text_key(text),
+                    fingerprint(description)):
         fields["description"], written["description"] = description, fingerprint(description)
+        sent.append(("description", text))
     if want.priority and want.priority != written.get("priority"):
         fields["priority"], written["priority"] = {"name": want.priority}, want.priority
     components = sorted(want.components)
     if components != written.get("components", []):
         fields["components"] = [{"name": name} for name in components]
         written["components"] = components
+    ref = None
     if want.assignee_email and want.assignee_email != written.get("assignee"):
         user = resolve_user(ctx, client, work.integration.id, want.assignee_email)
-        if user is not None:  # An unresolvable owner never clears an existing assignee.
+        ref = user and (user.get("accountId") if client.is_cloud else user.get("name"))
+        # An unresolvable owner never clears an existing assignee.
+        if user is not None and edits.wanted(
+                "assignee", True, "assignee" in work.view and _view(work, "assignee") == ref,
+                want.assignee_email):
             fields["assignee"], written["assignee"] = client.user_ref(user), want.assignee_email
-    wanted = set(want.labels)
-    managed = set(work.managed_labels)
-    operations = [{"add": label} for label in sorted(wanted - managed)]
-    # Only labels jira-sync wrote itself are ever removed; the marker never is.
-    operations += [{"remove": label} for label in sorted(managed - wanted - {work.marker})]
+            sent.append(("assignee", ref))
+    operations = _label_operations(mapping, work, want, edits)
+    sent += [("labels", f"{'+' if 'add' in op else '-'}{next(iter(op.values()))}")
+             for op in operations]
     if fields or operations:
+        _expect(ctx, work, sent)
         renew(ctx, work)
+        sent_at = utcnow()
         try:
             client.edit_issue(issue, fields=fields or None,
                               update={"labels": operations} if operations else None)
@@ -200,14 +220,125 @@ def update_issue(ctx: SyncContext, client: JiraClient, mapping: Mapping,
             written.pop("assignee", None)
             client.edit_issue(issue, fields=fields or None,
                               update={"labels": operations} if operations else None)
-        work.written, work.managed_labels = written, sorted(wanted | {work.marker})
+        work.written = written
+        work.managed_labels = sorted(set(want.labels) | {work.marker})
+        record_write(ctx, work.link_id, sent_at, {
+            field: value for field, value in (
+                ("summary", normalize(want.summary)),
+                ("description", {"text": normalize(text), "top": description_text(description)}),
+                ("assignee", fields.get("assignee") and ref),
+            ) if field in fields}, [value for field, value in sent if field == "labels"])
+        mark_synced(work, *edits.synced, *(f for f in ("summary", "description", "assignee")
+                                             if f in fields),
+                    *(["ignored"] if ("labels", f"+{mapping.ignored_label}") in sent
+                      or ("labels", f"-{mapping.ignored_label}") in sent else []))
         journal(ctx, work, "edit", "applied",
                 f"edited {work.jira_issue_key}: {', '.join(sorted(fields)) or 'labels'}"
                 + (f" (labels {len(operations)} changes)" if operations and fields else ""))
         save_progress(ctx, work)  # a later failure never repeats the edit
     else:
+        work.written = written
+        if edits.adopted:
+            work.managed_labels = sorted(set(want.labels) | {work.marker})
+        mark_synced(work, *edits.synced)
         journal(ctx, work, "edit", "unchanged", f"{work.jira_issue_key} already in step")
+    edits.close()
     return want
+
+
+class _Edits:
+    """Whether each changed field is written: not when Jira already holds it (a person made
+    the same change), nor when Jira's own later change wins the conflict (QALITA is told of
+    it instead); a conflict QALITA wins drops Jira's pending change."""
+
+    def __init__(self, ctx: SyncContext, mapping: Mapping, work: Work,
+                 written: dict[str, Any]) -> None:
+        self.ctx, self.mapping, self.work, self.written = ctx, mapping, work, written
+        self.synced: list[str] = []
+        self.dropped: dict[str, Any] = {}
+        self.adopted = False
+
+    def wanted(self, field: str, changed: bool, in_jira: bool, adopted_value: Any) -> bool:
+        if not changed:
+            return False
+        verdict = winner(self.mapping, self.work, field)
+        if verdict == JIRA:
+            journal(self.ctx, self.work, "edit", "conflict", f"{field}: both sides changed it; "
+                    "Jira's later change is kept and goes to QALITA")
+        elif verdict == QALITA:
+            journal(self.ctx, self.work, "edit", "conflict", f"{field}: both sides changed it; "
+                    "QALITA's value overwrites Jira's")
+            self.dropped[field] = self.work.view[field]
+        if verdict == JIRA or (in_jira and verdict is None):
+            self._adopt(field, adopted_value)
+            return False
+        return True
+
+    def _adopt(self, field: str, value: Any) -> None:
+        """Record as written what Jira already holds (or what Jira's change replaces)."""
+        key = {"ignored": None}.get(field, field)
+        if key is not None:
+            self.written[key] = value
+        self.synced.append(field)
+        self.adopted = True
+
+    def close(self) -> None:
+        settle(self.ctx, self.work.link_id, self.dropped)
+
+
+def _label_operations(mapping: Mapping, work: Work, want: DesiredIssue,
+                      edits: _Edits) -> list[dict[str, str]]:
+    """Add what is wanted, remove only what jira-sync wrote (never the marker), and leave out
+    what Jira's labels already show."""
+    wanted, managed = set(want.labels), set(work.managed_labels)
+    labels = (work.view.get("labels") or {}).get("v")
+    have = set(labels) if labels is not None else None
+    operations = []
+    for label, add in [*((x, True) for x in sorted(wanted - managed)),
+                       *((x, False) for x in sorted(managed - wanted - {work.marker}))]:
+        in_jira = have is not None and (label in have) == add
+        if label == mapping.ignored_label:
+            if not edits.wanted("ignored", True, in_jira, None):
+                continue
+        elif in_jira:
+            edits.adopted = True
+            continue
+        operations.append({"add" if add else "remove": label})
+    return operations
+
+
+def _view(work: Work, field: str) -> Any:
+    return (work.view.get(field) or {}).get("v")
+
+
+def _expect(ctx: SyncContext, work: Work, sent: list[tuple[str, object]]) -> None:
+    """Record what is about to be written, before it is: its echo may beat the answer."""
+    if not sent:
+        return
+    with ctx.database.unit_of_work() as session:
+        echoes.expect(session, work.link_id, echoes.JIRA, sent, ctx.timings.echo_ttl_seconds)
+
+
+def adopt(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work,
+          field: str) -> None:
+    """Jira's change of ``field`` beat QALITA's: outbound must not write QALITA's older value,
+    so it is recorded as written (QALITA's echo of Jira's value then finds Jira holding it)."""
+    want = work.want(mapping)
+    if field == "status":
+        work.written = {**work.written, "status": want.status_category}
+    elif field == "summary":
+        work.written = {**work.written, "summary": fingerprint(want.summary)}
+    elif field == "description":
+        work.written = {**work.written,
+                        "description": fingerprint(rich_text(client, want.description))}
+    elif field == "assignee":
+        work.written = {**work.written, "assignee": want.assignee_email}
+    elif field == "ignored":
+        labels = set(work.managed_labels)
+        labels = labels | {mapping.ignored_label} if want.ignored \
+            else labels - {mapping.ignored_label}
+        work.managed_labels = sorted(labels)
+    mark_synced(work, field)
 
 
 def move_status(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work,
@@ -215,16 +346,34 @@ def move_status(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Wo
     if category is None or category == work.written.get("status"):
         return
     assert work.jira_issue_id is not None
+    edits = _Edits(ctx, mapping, work, dict(work.written))
+    seen = (_view(work, "status") or {}).get("category")
+    if not edits.wanted("status", True, seen == category, category):
+        work.written = {**edits.written}
+        mark_synced(work, *edits.synced)
+        save_progress(ctx, work)
+        return
+    edits.close()
+
+    def before_hop(to: Any) -> None:
+        renew(ctx, work)
+        _expect(ctx, work, [("status", (to.get("statusCategory") or {}).get("key"))])
+
+    sent_at = utcnow()
     try:
         hops = move_to_category(client, work.jira_issue_id, category, graph=ctx.graph,
                                 field_defaults=mapping.field_defaults,
-                                before_write=lambda: renew(ctx, work))
+                                before_write=before_hop)
     except WorkflowBlocked as exc:
         if exc.made:
             journal(ctx, work, "transition", "applied", f"moved {work.jira_issue_key} through "
                     f"{' -> '.join(exc.made)} before stopping")
         raise
     work.written = {**work.written, "status": category}
+    mark_synced(work, "status")
+    if hops:
+        record_write(ctx, work.link_id, sent_at,
+                     {"status": {"category": category, "name": None, "id": None}})
     save_progress(ctx, work)
     if hops:
         journal(ctx, work, "transition", "applied",

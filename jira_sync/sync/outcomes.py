@@ -29,6 +29,8 @@ from jira_sync.sync.state import FAILED, FINAL_STATES, LINKED, PENDING, Due
 
 # A flush that finds the link leased by another looks again this soon (or when the lease ends).
 BUSY_RETRY_SECONDS = 2.0
+# States of the inbound lane (None: in step): dead-lettered, or the QALITA issue is gone.
+INBOUND_FAILED, INBOUND_GONE = "failed", "gone"
 
 
 @dataclass
@@ -56,18 +58,28 @@ class Work:
     again: bool = False
     # Set once the link's outcome is written and its lease released.
     done: bool = False
+    # The inbound lane (Jira to QALITA): its own schedule, failures and dead letters.
+    inbound: bool = False
+    view: dict[str, Any] = field(default_factory=dict)
+    # What the inbound flush sent to QALITA, for a dead letter; when to look again (a
+    # comment waiting for the echo of an earlier attempt); whether it made outbound due.
+    request: dict[str, Any] | None = None
+    again_at: datetime | None = None
+    outbound_due: bool = False
 
     @property
     def marker(self) -> str:
         return marker_label(self.tenant, self.qalita_issue_id)
 
     @classmethod
-    def of(cls, link: IssueLink, owner: str, integration: Integration) -> Work:
+    def of(cls, link: IssueLink, owner: str, integration: Integration, *,
+           inbound: bool = False) -> Work:
         return cls(link.id, owner, integration, link.tenant, link.qalita_issue_id,
                    link.jira_issue_id, link.jira_issue_key, link.jira_project_key,
                    link.jira_issue_type, link.desired, link.desired_version,
                    link.create_attempted_at, dict(link.written or {}),
-                   list(link.managed_labels or []))
+                   list(link.managed_labels or []), inbound=inbound,
+                   view=dict(link.jira_view or {}))
 
     def want(self, mapping: Mapping) -> DesiredIssue:
         assert self.desired is not None
@@ -126,7 +138,11 @@ def journal(ctx: SyncContext, work: Work, action: str, decision: str, message: s
 
 def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: str | None = None,
            decision: str | None = None, retry_now: bool = False) -> list[Due]:
-    """Release the lease; a change that arrived during the flush gets its own flush."""
+    """Release the lease; a change that arrived during the flush gets its own flush.
+
+    ``state`` is the link's (blocked) or, in the inbound lane, the lane's (``gone`` when QALITA
+    no longer has the issue).
+    """
     work.done = True
     now = utcnow()
     retry_now = retry_now or work.again
@@ -137,6 +153,12 @@ def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: st
         if link.lease_owner != work.owner and link.lease_owner is not None:
             return []  # taken over by another flush, which now owns the link's state
         persist(session, work, link)
+        if decision:
+            log(session, work.integration.id, "flush", decision, reason or decision,
+                link_id=work.link_id, level="warning")
+        leases.release(session, [work.link_id], work.owner)
+        if work.inbound:
+            return _finish_inbound(work, link, state, reason, now)
         if link.state not in FINAL_STATES:
             if state is not None:
                 link.state, link.state_reason = state, reason
@@ -145,10 +167,6 @@ def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: st
             if state is None and not retry_now:
                 link.applied_version = max(link.applied_version, work.desired_version)
                 link.attempts, link.first_failure_at, link.next_attempt_at = 0, None, None
-        if decision:
-            log(session, work.integration.id, "flush", decision, reason or decision,
-                link_id=work.link_id, level="warning")
-        leases.release(session, [work.link_id], work.owner)
         if link.state in FINAL_STATES:
             return []
         if retry_now:
@@ -161,35 +179,57 @@ def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: st
     return []
 
 
+def _finish_inbound(work: Work, link: IssueLink, state: str | None, reason: str | None,
+                    now: datetime) -> list[Due]:
+    link.inbound_state, link.inbound_reason = state, reason
+    if state is None:
+        link.inbound_attempts, link.inbound_first_failure_at = 0, None
+    if work.again_at is not None:
+        link.inbound_due_at = min(link.inbound_due_at or work.again_at, work.again_at)
+    dues = []
+    if link.inbound_due_at is not None and link.state not in FINAL_STATES:
+        dues.append(Due(link.id, max(link.inbound_due_at, now), inbound=True))
+    if work.outbound_due and link.due_at is not None:
+        dues.append(Due(link.id, max(link.due_at, now)))
+    return dues
+
+
 def park(ctx: SyncContext, work: Work, error: TransientError) -> list[Due]:
     """Wait with capped, jittered backoff (never less than Retry-After), then try again;
-    past the maximum age the link becomes a dead letter."""
+    past the maximum age the link (or its inbound lane) becomes a dead letter."""
     work.done = True
     now = utcnow()
+    attempts, first, wake = LANES[work.inbound]
     with ctx.database.unit_of_work() as session:
         link = session.get(IssueLink, work.link_id)
         if link is None:
             return []
         persist(session, work, link)
-        link.attempts += 1
-        link.first_failure_at = link.first_failure_at or now
-        age = (now - link.first_failure_at).total_seconds()
+        setattr(link, attempts, getattr(link, attempts) + 1)
+        setattr(link, first, getattr(link, first) or now)
+        age = (now - getattr(link, first)).total_seconds()
         if age > ctx.timings.max_retry_age_seconds:
             leases.release(session, [work.link_id], work.owner)
             letter_for(session, work, error, "retries_exhausted",
                        f"still failing after {age / 3600:.1f} h: {error.reason}")
-            link.state, link.state_reason = FAILED, error.reason
+            _failed(work, link, error.reason)
             return []
         delay = min(ctx.timings.backoff_cap_seconds,
-                    ctx.timings.backoff_base_seconds * 2 ** min(link.attempts - 1, 30))
+                    ctx.timings.backoff_base_seconds * 2 ** min(getattr(link, attempts) - 1, 30))
         delay = max(delay * (0.5 + random.random() / 2), error.retry_after or 0.0)
-        link.next_attempt_at = now + timedelta(seconds=delay)
-        log(session, work.integration.id, "flush",
+        setattr(link, wake, now + timedelta(seconds=delay))
+        log(session, work.integration.id, "inbound" if work.inbound else "flush",
             "rate_limited" if error.status == 429 else "retry",
-            f"attempt {link.attempts} failed, next in {delay:.1f}s: {error.reason}",
+            f"attempt {getattr(link, attempts)} failed, next in {delay:.1f}s: {error.reason}",
             link_id=work.link_id, level="warning", status=error.status)
         leases.release(session, [work.link_id], work.owner)
-        return [Due(link.id, link.next_attempt_at)]
+        return [Due(link.id, getattr(link, wake), inbound=work.inbound)]
+
+
+# Per lane (outbound, inbound): the columns counting attempts, the first failure, and when
+# the parked lane wakes up.
+LANES = {False: ("attempts", "first_failure_at", "next_attempt_at"),
+         True: ("inbound_attempts", "inbound_first_failure_at", "inbound_due_at")}
 
 
 def fail(ctx: SyncContext, work: Work, error: RemoteError) -> list[Due]:
@@ -200,13 +240,29 @@ def fail(ctx: SyncContext, work: Work, error: RemoteError) -> list[Due]:
         if link is None:
             return []
         persist(session, work, link)
-        letter_for(session, work, error, "jira_rejected", error.reason)
-        link.state, link.state_reason = FAILED, error.reason
+        letter_for(session, work, error, "qalita_rejected" if work.inbound else "jira_rejected",
+                   error.reason)
+        _failed(work, link, error.reason)
     return []
 
 
+def _failed(work: Work, link: IssueLink, reason: str) -> None:
+    """A dead letter stops the lane until a new change or a replay: in the inbound lane only
+    writes to QALITA stop, outbound goes on."""
+    if work.inbound:
+        link.inbound_state, link.inbound_reason = INBOUND_FAILED, reason
+    else:
+        link.state, link.state_reason = FAILED, reason
+
+
 def letter_for(session: Session, work: Work, error: RemoteError, kind: str, reason: str) -> None:
+    if work.inbound:
+        request = {"qalita_issue": work.qalita_issue_id, "jira_issue": work.jira_issue_key,
+                   "changes": work.request}
+        payload: dict[str, Any] | None = {"jira_view": work.view}
+    else:
+        request = {"jira_issue": work.jira_issue_key, "project": work.project_key,
+                   "desired_version": work.desired_version}
+        payload = work.desired
     dead_letter(session, kind, reason, integration_id=work.integration.id,
-                link_id=work.link_id, payload=work.desired,
-                request={"jira_issue": work.jira_issue_key, "project": work.project_key,
-                         "desired_version": work.desired_version}, error=error)
+                link_id=work.link_id, payload=payload, request=request, error=error)

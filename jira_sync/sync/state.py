@@ -16,11 +16,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jira_sync.events.qalita_event import QalitaEvent, dump_issue
+from jira_sync.events.qalita_event import Comment, QalitaEvent, dump_issue
 from jira_sync.mapping import MappingSet
+from jira_sync.mapping.inbound import text_key
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.store.upsert import insert
+from jira_sync.sync import echoes
 from jira_sync.sync.journal import entry, write
 
 # Lifecycle of a link. Closed and tombstoned links take no more outbound changes.
@@ -32,14 +34,18 @@ OVERDUE_SECONDS = 60.0
 # Comment links: to post, in step, to delete from Jira, deleted, or deleted before posting.
 C_PENDING, C_POSTED, C_DELETING, C_DELETED, C_TOMBSTONE = (
     "pending", "posted", "deleting", "deleted", "tombstone")
+# Where a mirrored comment was written first: that side owns it.
+JIRA_ORIGIN = "jira"
 
 
 @dataclass(frozen=True)
 class Due:
-    """Flush ``link_id`` at ``at``: the caller schedules it (a countdown task)."""
+    """Flush ``link_id`` at ``at``: the caller schedules it (a countdown task). ``inbound``
+    flushes write Jira's changes to QALITA, the others QALITA's to Jira."""
 
     link_id: int
     at: datetime
+    inbound: bool = False
 
 
 def apply_events(session: Session, integration: Integration, mappings: MappingSet,
@@ -47,13 +53,15 @@ def apply_events(session: Session, integration: Integration, mappings: MappingSe
     """Fold ``events`` (one tenant's, in arrival order) into their links; returns the flushes
     of the debounce windows they start, one per link at most."""
     links = _links_for(session, integration, events)
+    expected = echoes.Expected(session, [link.id for link in links.values()], echoes.QALITA)
     notes: list[dict[str, Any]] = []
     started: dict[int, Due] = {}
     for event in events:
         due = _fold(session, integration, mappings, links[event.issue.id], event,
-                    debounce_seconds, notes)
+                    debounce_seconds, notes, expected)
         if due is not None:
             started[due.link_id] = due
+    expected.close()
     write(session, notes)
     return list(started.values())
 
@@ -84,7 +92,8 @@ def _links_for(session: Session, integration: Integration,
 
 
 def _fold(session: Session, integration: Integration, mappings: MappingSet, link: IssueLink,
-          event: QalitaEvent, debounce_seconds: float, notes: list[dict[str, Any]]) -> Due | None:
+          event: QalitaEvent, debounce_seconds: float, notes: list[dict[str, Any]],
+          expected: echoes.Expected) -> Due | None:
     """Fold one event into its link; returns when to flush if this starts a debounce window."""
     context = {"link_id": link.id, "event_id": event.event_id}
     if link.state in FINAL_STATES:
@@ -94,7 +103,7 @@ def _fold(session: Session, integration: Integration, mappings: MappingSet, link
     if event.is_comment:
         changed = _apply_comment(session, link, event, notes)
     else:
-        changed = _apply_issue(integration, mappings, link, event, notes)
+        changed = _apply_issue(integration, mappings, link, event, notes, expected)
     if not changed or link.desired is None:
         return None
     if link.state in (BLOCKED, FAILED):  # New input deserves a new attempt.
@@ -112,8 +121,24 @@ def _fold(session: Session, integration: Integration, mappings: MappingSet, link
     return Due(link.id, link.due_at)
 
 
+# The QALITA fields the inbound sync writes, as events show them, and their PUT keys.
+WRITTEN_BACK = {"status": "status", "title": "title", "description": "description",
+                "owner": "assignee_email", "tags": "labels"}
+
+
+def _shown(issue: dict[str, Any], field: str) -> Any:
+    if field == "owner":
+        return ((issue.get("owner") or {}).get("email") or "").lower() or None
+    if field == "tags":
+        return sorted(issue.get("tags") or [])
+    return issue.get(field)
+
+
 def _apply_issue(integration: Integration, mappings: MappingSet, link: IssueLink,
-                 event: QalitaEvent, notes: list[dict[str, Any]]) -> bool:
+                 event: QalitaEvent, notes: list[dict[str, Any]],
+                 expected: echoes.Expected) -> bool:
+    """Take the snapshot if it is newer; False when it changes nothing outbound must write
+    (stale, a duplicate, or only the echo of what jira-sync wrote to QALITA)."""
     version = event.issue.version
     deleted = event.event_type == "issue.deleted"
     current: dict[str, Any] = link.desired or {}
@@ -127,23 +152,77 @@ def _apply_issue(integration: Integration, mappings: MappingSet, link: IssueLink
                            event_id=event.event_id))
         return False
     issue = current.get("issue") if deleted and current.get("issue") else dump_issue(event.issue)
-    link.desired = {"issue": issue, "deleted": deleted}
-    link.desired_version = version
+    before = current.get("issue")
+    changed = dict(current.get("changed") or {})
+    echoed, real = [], []
+    for field, key in WRITTEN_BACK.items():
+        if before is not None and _shown(before, field) == _shown(issue, field):
+            continue
+        if before is not None and not deleted and expected.consume(link.id, key,
+                                                                   _shown(issue, field)):
+            echoed.append(field)
+        else:
+            real.append(field)
+            changed[field] = event.occurred_at.isoformat()
+    link.desired = {"issue": issue, "deleted": deleted, "changed": changed}
+    previous_version, link.desired_version = link.desired_version, version
     if link.jira_issue_id is None and not deleted:
         # Routing decides where the issue is created; once it exists it stays where it is.
         route = mappings.route(event.issue, integration.project_key or "",
                                integration.issue_type or "")
         link.jira_project_key, link.jira_issue_type = route.project_key, route.issue_type
+    others = before is not None and any(
+        before.get(k) != issue.get(k) for k in issue if k not in (*WRITTEN_BACK, "version",
+                                                                 "updated_at"))
+    if echoed and not real and not others:
+        notes.append(entry(integration.id, event.event_type, "echo",
+                           f"QALITA issue {event.issue.id} version {version}: the echo of "
+                           f"jira-sync's own write ({', '.join(echoed)}); nothing to write "
+                           "to Jira", link_id=link.id, event_id=event.event_id))
+        if link.applied_version == previous_version and link.due_at is None \
+                and link.next_attempt_at is None and link.lease_owner is None:
+            link.applied_version = version  # in step already: Jira holds these values
+        return False
     notes.append(entry(integration.id, event.event_type, "accepted",
                        f"QALITA issue {event.issue.id} version {version}", link_id=link.id,
                        event_id=event.event_id))
     return True
 
 
+def _posted_from_jira(session: Session, link: IssueLink,
+                      comment: Comment) -> CommentLink | None:
+    """The Jira comment jira-sync posted to QALITA that this QALITA comment is: by QALITA's
+    id, by the external id QALITA may echo, or a post still waiting for its answer whose text
+    it has (a reserved link is what lets an echo beat the answer)."""
+    jira_rows = select(CommentLink).where(CommentLink.link_id == link.id,
+                                          CommentLink.origin == JIRA_ORIGIN)
+    found = session.scalars(jira_rows.where(
+        CommentLink.qalita_comment_id == comment.id)).one_or_none()
+    external = comment.external_id or ""
+    if found is None and external.startswith("jira:"):
+        found = session.scalars(jira_rows.where(
+            CommentLink.jira_comment_id == external.removeprefix("jira:"))).one_or_none()
+    if found is None:
+        key = text_key(comment.body)
+        found = next((row for row in session.scalars(jira_rows.where(
+            CommentLink.qalita_comment_id.is_(None), CommentLink.attempted_at.is_not(None)))
+            if text_key(row.body) == key), None)
+    return found
+
+
 def _apply_comment(session: Session, link: IssueLink, event: QalitaEvent,
                    notes: list[dict[str, Any]]) -> bool:
     comment = event.comment
     assert comment is not None  # the schema requires it on comment events
+    posted = _posted_from_jira(session, link, comment)
+    if posted is not None:
+        if posted.qalita_comment_id is None:
+            posted.qalita_comment_id = comment.id  # the echo beat the POST's answer
+        notes.append(entry(link.integration_id, event.event_type, "echo",
+                           f"QALITA comment {comment.id} is Jira comment "
+                           f"{posted.jira_comment_id}, written by jira-sync; Jira owns it",
+                           link_id=link.id, event_id=event.event_id))
+        return False
     session.execute(insert(session, CommentLink).values(
         link_id=link.id, origin="qalita", qalita_comment_id=comment.id, state=C_PENDING,
         created_at=utcnow(), updated_at=utcnow(),

@@ -4,7 +4,7 @@ Redis redelivers an unacknowledged message only after its visibility timeout (an
 countdown task dies with the worker that held it. So the state in the database is the truth:
 a link whose flush is overdue, whose parked retry is overdue, or whose lease expired with its
 holder is flushed again, and events held for a tenant without an integration are applied
-once one exists.
+once one exists. Inbound flushes (Jira's changes to QALITA) are found the same way.
 """
 
 from __future__ import annotations
@@ -40,3 +40,14 @@ def overdue_links(session: Session, grace_seconds: float) -> list[int]:
     session.execute(update(IssueLink).where(IssueLink.id.in_(ids), IssueLink.due_at.is_(None))
                     .values(due_at=now).execution_options(synchronize_session=False))
     return ids
+
+
+def overdue_inbound(session: Session, grace_seconds: float) -> list[int]:
+    """Links whose inbound flush should have happened ``grace_seconds`` ago and is not
+    running (its message was lost with a worker)."""
+    now = utcnow()
+    free = or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now)
+    return list(session.scalars(select(IssueLink.id).where(
+        IssueLink.state.not_in(FINAL_STATES), free,
+        IssueLink.inbound_due_at <= now - timedelta(seconds=grace_seconds),
+    ).order_by(IssueLink.id).limit(SWEEP_BATCH)))

@@ -281,13 +281,15 @@ def test_before_write_runs_before_each_transition_and_can_stop_the_walk(deployme
 
     with jira(deployment) as (sim, client):
         issue = new_issue(client)
-        seen: list[str] = []
+        seen: list[tuple[str, str]] = []
 
-        def check() -> None:
-            seen.append(status(client, issue)["name"])
+        def check(to) -> None:
+            seen.append((status(client, issue)["name"], to["statusCategory"]["key"]))
             if len(seen) == 2:
                 raise Stop
 
         with pytest.raises(Stop):
             move_to_category(client, issue, "done", graph=WorkflowGraph(), before_write=check)
-        assert seen == ["To Do", "In Progress"] and len(transition_posts(sim, client)) == 1
+        # Told where each hop goes, before it is made.
+        assert seen == [("To Do", "indeterminate"), ("In Progress", "done")]
+        assert len(transition_posts(sim, client)) == 1

@@ -4,7 +4,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jira_sync.broker import FLUSH_GROUP_LINKS, FLUSH_TASK, OUTBOUND_QUEUE, send_flushes
+from jira_sync.broker import (
+    FLUSH_GROUP_LINKS,
+    FLUSH_TASK,
+    INBOUND_FLUSH_TASK,
+    INBOUND_QUEUE,
+    OUTBOUND_QUEUE,
+    send_flushes,
+)
 from jira_sync.sync.state import Due
 
 
@@ -44,3 +51,13 @@ def test_a_countdown_never_passes_the_cap():
     app = SentTasks()
     send_flushes(app, [Due(1, datetime.now(UTC) + timedelta(days=3))])
     assert app.sent[0][2]["countdown"] == 900
+
+
+def test_inbound_flushes_go_to_their_own_task_and_queue():
+    now = datetime.now(UTC)
+    app = SentTasks()
+    send_flushes(app, (due for due in [Due(1, now), Due(1, now, inbound=True),
+                                       Due(2, now, inbound=True)]))
+    assert [(name, args[0], options["queue"]) for name, args, options in app.sent] == [
+        (FLUSH_TASK, [1], OUTBOUND_QUEUE),
+        (INBOUND_FLUSH_TASK, [1, 2], INBOUND_QUEUE)]

@@ -29,7 +29,7 @@ DEFER_STEP_SECONDS = 2.0
 FLUSH_CHUNK_LINKS = 20
 FLUSH_BUDGET_SECONDS = TASK_SOFT_TIME_LIMIT / 4
 BACKLOG_CHECK_SECONDS = 1.0
-_backlog: tuple[float, int] = (0.0, 0)
+_backlog: dict[str, tuple[float, int]] = {}
 
 
 @task(name=FLUSH_TASK, queue=queues.OUTBOUND, transactional=False)
@@ -63,19 +63,22 @@ def _send_on(link_ids: list[int], since: float, countdown: float | None = None) 
 
 
 def intake_backlog() -> int:
-    """Messages waiting on the intake queue, read at most once a second per process; 0 when
-    the broker cannot say."""
-    global _backlog
-    checked, count = _backlog
+    return queue_backlog(queues.QALITA)
+
+
+def queue_backlog(queue: str) -> int:
+    """Messages waiting on ``queue``, read at most once a second per process and queue; 0
+    when the broker cannot say."""
+    checked, count = _backlog.get(queue, (0.0, 0))
     if time.monotonic() - checked > BACKLOG_CHECK_SECONDS:
         try:
             with app.connection_for_read() as connection:
                 count = connection.default_channel.queue_declare(
-                    queue=queues.QALITA, passive=True).message_count
-        except Exception as exc:  # A guess only: never a reason to fail the flush.
-            logger.debug("intake backlog unknown: %s", type(exc).__name__)
+                    queue=queue, passive=True).message_count
+        except Exception as exc:  # A guess only: never a reason to fail the caller.
+            logger.debug("backlog of %s unknown: %s", queue, type(exc).__name__)
             count = 0
-        _backlog = (time.monotonic(), count)
+        _backlog[queue] = (time.monotonic(), count)
     return count
 
 
@@ -87,5 +90,7 @@ def sweep_links(session: Session) -> list[Due]:
     # marking the overdue ones skips any locked link and so never waits while holding them.
     pumped = intake.pump_waiting(session, context)
     now = utcnow()
-    return pumped + [Due(link_id, now) for link_id in
-                     sweep.overdue_links(session, context.timings.sweep_seconds)]
+    grace = context.timings.sweep_seconds
+    return pumped + [Due(link_id, now) for link_id in sweep.overdue_links(session, grace)] \
+        + [Due(link_id, now, inbound=True)
+           for link_id in sweep.overdue_inbound(session, grace)]

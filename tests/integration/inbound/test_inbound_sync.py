@@ -1,0 +1,186 @@
+"""What people do in Jira reaches QALITA once, and nothing jira-sync wrote comes back: both
+simulators over HTTP, the real receiver, real Postgres and Redis (tests/support/two_way.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jira_sync.simulators.jira import SimulatorConfig, running_simulator
+from jira_sync.simulators.qalita import QalitaSimulatorConfig, running_qalita_simulator
+from tests.support.two_way import TwoWay
+
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("deployment", ["cloud", "server"])]
+
+
+@pytest.fixture
+def jira(deployment):
+    with running_simulator(SimulatorConfig(deployment=deployment, index_lag_ms=0)) as running:
+        yield running
+
+
+@pytest.fixture
+def qalita(broker_url):
+    with running_qalita_simulator(QalitaSimulatorConfig(broker_url=broker_url)) as running:
+        yield running
+
+
+@pytest.fixture
+def make(database, jira, qalita, broker_url):
+    made = []
+
+    def start(**kwargs) -> TwoWay:
+        sync = TwoWay(database, jira, qalita, broker_url, **kwargs)
+        made.append(sync)
+        return sync
+
+    yield start
+    for sync in made:
+        sync.close()
+
+
+def test_a_status_a_person_sets_in_jira_reaches_qalita_once(make):
+    sync = make()
+    issue = sync.qalita_new()
+    sync.settle()
+    jira_issue = sync.jira_issue_of(issue["id"])
+    jira_writes = len(sync.jira_writes())
+    sync.transition(jira_issue["id"], "Start Progress")
+    sync.transition(jira_issue["id"], "Done")
+    sync.settle()
+    assert sync.qalita_issue(issue["id"])["status"] == "resolved"
+    assert [w["json"] for w in sync.qalita_writes()] == [{"status": "resolved"}]
+    # QALITA's event for that write is an echo: nothing goes back to Jira.
+    assert len(sync.jira_writes()) == jira_writes
+
+
+def decisions(database, action: str | None = None) -> list[str]:
+    from sqlalchemy import select
+
+    from jira_sync.store.models import LogEntry
+    with database.unit_of_work() as session:
+        query = select(LogEntry.decision).order_by(LogEntry.id)
+        if action is not None:
+            query = query.where(LogEntry.action == action)
+        return list(session.scalars(query))
+
+
+def test_a_two_hop_transition_made_by_jira_sync_writes_nothing_back(make, database):
+    sync = make()
+    issue = sync.qalita_new()
+    sync.settle()
+    sync.qalita_change(issue["id"], status="resolved")
+    sync.settle()
+    assert sync.jira_issue_of(issue["id"])["status"]["category"] == "done"
+    assert sync.qalita_writes() == []
+    assert decisions(database, "jira:issue_updated").count("echo") >= 2
+
+
+def test_a_value_set_again_after_a_reopen_syncs(make):
+    sync = make()
+    issue = sync.qalita_new(status="resolved")
+    sync.settle()
+    key = sync.jira_issue_of(issue["id"])["id"]
+    sync.transition(key, "Reopen")
+    sync.settle()
+    assert sync.qalita_issue(issue["id"])["status"] == "open"
+    # A person sets Done again: the same value jira-sync wrote before, now a person's.
+    sync.transition(key, "Start Progress")
+    sync.transition(key, "Done")
+    sync.settle()
+    assert sync.qalita_issue(issue["id"])["status"] == "resolved"
+    assert [w["json"] for w in sync.qalita_writes()] == [{"status": "open"},
+                                                       {"status": "resolved"}]
+
+
+def test_the_ignored_label_and_other_labels(make):
+    sync = make()
+    issue = sync.qalita_new(tags=["finance"])
+    sync.settle()
+    key = sync.jira_issue_of(issue["id"])["id"]
+    sync.as_person("PUT", f"/issue/{key}", {"update": {"labels": [
+        {"add": "customer-facing"}, {"add": "ignored"}]}})
+    sync.settle()
+    seen = sync.qalita_issue(issue["id"])
+    assert seen["status"] == "ignored" and seen["tags"] == ["finance", "customer-facing"]
+    sync.as_person("PUT", f"/issue/{key}", {"update": {"labels": [
+        {"remove": "ignored"}, {"remove": "customer-facing"}]}})
+    sync.settle()
+    seen = sync.qalita_issue(issue["id"])
+    assert seen["status"] == "open" and seen["tags"] == ["finance"]
+    # The labels jira-sync manages never reach QALITA's tags, and nothing bounced back.
+    labels = sync.jira_issue_of(issue["id"])["labels"]
+    assert "ignored" not in labels and "customer-facing" not in labels
+    assert len(sync.qalita_writes()) == 2
+
+
+def test_comments_go_both_ways_once(make, deployment):
+    sync = make()
+    issue = sync.qalita_new()
+    sync.settle()
+    key = sync.jira_issue_of(issue["id"])["id"]
+    body = "Looked at the loader" if deployment == "server" else {
+        "type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [
+            {"type": "text", "text": "Looked at the loader"}]}]}
+    posted = sync.as_person("POST", f"/issue/{key}/comment", {"body": body}).json()
+    sync.settle()
+    [comment] = sync.qalita_issue(issue["id"])["comments"]
+    assert comment["body"] == "Looked at the loader" and comment["author_name"] == "Ana"
+    assert comment["external_id"] == f"jira:{posted['id']}"
+    # QALITA's event for that comment does not come back as a Jira comment.
+    assert len(sync.jira_issue_of(issue["id"])["comments"]) == 1
+    edited = "Looked at the loader: fixed" if deployment == "server" else {
+        **body, "content": [{"type": "paragraph", "content": [
+            {"type": "text", "text": "Looked at the loader: fixed"}]}]}
+    sync.as_person("PUT", f"/issue/{key}/comment/{posted['id']}", {"body": edited})
+    sync.settle()
+    assert sync.qalita_issue(issue["id"])["comments"][0]["body"] == \
+        "Looked at the loader: fixed"
+    sync.as_person("DELETE", f"/issue/{key}/comment/{posted['id']}")
+    sync.settle()
+    assert sync.qalita_issue(issue["id"])["comments"] == []
+    assert sync.jira_issue_of(issue["id"])["comments"] == []
+    assert [w["method"] for w in sync.qalita_writes()] == ["POST", "PUT", "DELETE"]
+
+
+def test_a_qalita_comment_posted_to_jira_is_not_written_back(make):
+    sync = make()
+    issue = sync.qalita_new()
+    sync.settle()
+    import requests
+    requests.post(f"{sync.qalita.base_url}/_sim/issues/{issue['id']}/comments",
+                  json={"body": "From QALITA"}, timeout=10).raise_for_status()
+    sync.settle()
+    assert len(sync.jira_issue_of(issue["id"])["comments"]) == 1
+    assert len(sync.qalita_issue(issue["id"])["comments"]) == 1
+    assert sync.qalita_writes() == []
+
+
+def test_assignee_title_and_description_flow_back_when_enabled(make):
+    sync = make(mapping={"inbound": {"assignee": True, "title": True, "description": True}})
+    issue = sync.qalita_new(owner={"email": "ana@example.com", "name": "Ana"},
+                            description="Loaded late")
+    sync.settle()
+    key = sync.jira_issue_of(issue["id"])["id"]
+    ref = {"accountId": "712020:bo-0002"} if sync.deployment == "cloud" else {"name": "bo"}
+    sync.as_person("PUT", f"/issue/{key}", {"fields": {"assignee": ref,
+                                                       "summary": "Orders: loader down"}})
+    sync.settle()
+    seen = sync.qalita_issue(issue["id"])
+    assert seen["owner"]["email"] == "bo@example.com" and seen["title"] == "Orders: loader down"
+    assert len(sync.qalita_writes()) == 1  # one PUT with both keys
+    jira_writes = len(sync.jira_writes())
+    sync.settle()
+    assert len(sync.jira_writes()) == jira_writes  # the echoes changed nothing in Jira
+
+
+def test_off_by_default_assignee_and_title_stay_qalitas(make):
+    sync = make()
+    issue = sync.qalita_new(owner={"email": "ana@example.com", "name": "Ana"})
+    sync.settle()
+    key = sync.jira_issue_of(issue["id"])["id"]
+    ref = {"accountId": "712020:bo-0002"} if sync.deployment == "cloud" else {"name": "bo"}
+    sync.as_person("PUT", f"/issue/{key}", {"fields": {"assignee": ref, "summary": "Mine"}})
+    sync.settle()
+    seen = sync.qalita_issue(issue["id"])
+    assert seen["owner"]["email"] == "ana@example.com" and seen["title"] == issue["title"]
+    assert sync.qalita_writes() == []

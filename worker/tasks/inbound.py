@@ -1,0 +1,57 @@
+"""Inbound sync: Jira's webhook deliveries into the links, and their flushes to QALITA."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from jira_sync import deliveries
+from jira_sync.broker import DELIVERY_TASK, INBOUND_FLUSH_TASK, send_deliveries
+from jira_sync.sync import inbound, jira_changes
+from jira_sync.sync.state import Due
+from worker import queues, runtime
+from worker.celery_app import app
+from worker.house import batch_task, task
+from worker.tasks.outbound import FLUSH_BUDGET_SECONDS, queue_backlog
+
+
+@batch_task(name=DELIVERY_TASK, queue=queues.JIRA_INBOUND, give_up=lambda inbox_id, reason:
+            jira_changes.give_up(runtime.sync_context(), inbox_id, reason))
+def jira_delivery(inbox_ids: Sequence[Any]) -> list[Due]:
+    """Fold the stored deliveries that arrived together into their links; their messages are
+    acknowledged only after that commits, and the links' flushes scheduled after it."""
+    # A time limit is the batch's loss, not a bug in one delivery: it must reach the task.
+    return jira_changes.receive_deliveries(runtime.sync_context(), inbox_ids,
+                                           passthrough=(SoftTimeLimitExceeded,))
+
+
+@task(name=INBOUND_FLUSH_TASK, queue=queues.JIRA_INBOUND, transactional=False)
+def flush_inbound(link_ids: list[int]) -> list[Due]:
+    """Write each link's pending Jira changes to QALITA; schedules their next attempts."""
+    context = runtime.sync_context()
+    started, dues = time.monotonic(), []
+    for done, link_id in enumerate(link_ids):
+        if time.monotonic() - started > FLUSH_BUDGET_SECONDS:
+            app.send_task(INBOUND_FLUSH_TASK, args=(link_ids[done:],),
+                          queue=queues.JIRA_INBOUND)
+            break
+        dues += inbound.flush_inbound(context, link_id)
+    return dues
+
+
+@task(name="jira_sync.sweep_deliveries", queue=queues.MAINTENANCE, transactional=False)
+def sweep_deliveries() -> None:
+    """Hand the workers the stored deliveries nobody took (the broker was down when they
+    came) and those held for an integration that is enabled again."""
+    context = runtime.sync_context()
+    with context.database.unit_of_work() as session:
+        released = deliveries.release_held(session)
+    send_deliveries(app, released)
+    if queue_backlog(queues.JIRA_INBOUND):
+        return  # what waits there is on its way; the rows may be among it
+    with context.database.unit_of_work() as session:
+        lost = deliveries.unclaimed(session, context.timings.sweep_seconds)
+    send_deliveries(app, lost)
