@@ -1,4 +1,5 @@
-"""Retention: the log and finished inbox rows are pruned; dead letters are kept until handled."""
+"""Retention: the log and finished inbox rows are pruned, and pending writes once expired;
+dead letters are kept until handled."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from jira_sync.store.models import InboxEvent, LogEntry
 from jira_sync.store.types import utcnow
+from jira_sync.sync import echoes
 
 
 def prune(session: Session, days: int) -> dict[str, int]:
@@ -18,4 +20,5 @@ def prune(session: Session, days: int) -> dict[str, int]:
     # id dedupe window is therefore the retention period, far longer than any redelivery.
     inbox = session.execute(delete(InboxEvent).where(
         InboxEvent.state == "processed", InboxEvent.processed_at < cutoff))
-    return {"integration_log": logs.rowcount, "inbox": inbox.rowcount}
+    return {"integration_log": logs.rowcount, "inbox": inbox.rowcount,
+            "pending_writes": echoes.prune(session)}

@@ -57,8 +57,7 @@ def qalita_changed_at(work: Work, field: str) -> datetime | None:
 def jira_changed_at(view: Dict[str, Any], field: str) -> datetime | None:
     """When a person changed the field in Jira, if that change is not in QALITA yet."""
     entry = view.get(field) or {}
-    dirty = entry.get("dirty") or entry.get("add") or entry.get("remove")
-    return _time(entry.get("at")) if dirty else None
+    return _time(entry.get("at")) if entry.get("dirty") else None
 
 
 def winner(mapping: Mapping, work: Work, field: str) -> str | None:
@@ -93,10 +92,10 @@ def settle(ctx: SyncContext, link_id: int, seen: Dict[str, Any]) -> None:
             if current is None:
                 continue
             if field == "labels":
-                current["add"] = sorted(set(current.get("add") or [])
-                                        - set(entry.get("add") or []))
-                current["remove"] = sorted(set(current.get("remove") or [])
-                                           - set(entry.get("remove") or []))
+                # QALITA was told the difference this flush read: that is agreed now.
+                seen_v, seen_base = set(entry.get("v") or []), set(entry.get("base") or [])
+                base = set(current.get("base") or []) | (seen_v - seen_base)
+                current["base"] = sorted(base - (seen_base - seen_v))
             elif current.get("cl") == entry.get("cl") and current.get("at") == entry.get("at"):
                 current["dirty"] = False
         link.jira_view = view

@@ -302,8 +302,10 @@ def created_view(client: JiraClient, fields: dict[str, Any], at: datetime) -> di
                               "top": None},
               "labels": sorted(fields["labels"]),
               "assignee": assignee.get("accountId") or assignee.get("name")}
-    return {field: {"v": value, "cl": None, "at": at.isoformat(), "dirty": False}
+    view = {field: {"v": value, "cl": None, "at": at.isoformat(), "dirty": False}
             for field, value in values.items()}
+    view["labels"]["base"] = values["labels"]
+    return view
 
 
 def _linked(ctx: SyncContext, work: Work, decision: str, message: str) -> None:

@@ -181,15 +181,17 @@ def _fields(ctx: SyncContext, client: JiraClient, qalita: QalitaClient, mapping:
             seen["description"] = view["description"]
         else:
             decide("description", {"description": text}, f"{len(text)} characters")
-    if mapping.inbound["labels"] and _dirty(view, "labels"):
+    if mapping.inbound["labels"] and "labels" in view:
         entry = view["labels"]
-        tags = list(current.get("tags") or [])
-        added = [t for t in entry.get("add") or [] if not is_managed_label(mapping, t)]
-        removed = {t for t in entry.get("remove") or [] if not is_managed_label(mapping, t)}
-        merged = [t for t in tags if t not in removed] + [t for t in added if t not in tags]
-        seen["labels"] = entry
-        if merged != tags:
-            changes["labels"] = merged
+        have, base = set(entry.get("v") or []), set(entry.get("base") or [])
+        added = [t for t in sorted(have - base) if not is_managed_label(mapping, t)]
+        removed = {t for t in base - have if not is_managed_label(mapping, t)}
+        if added or removed:
+            tags = list(current.get("tags") or [])
+            merged = [t for t in tags if t not in removed] + [t for t in added if t not in tags]
+            seen["labels"] = entry
+            if merged != tags:
+                changes["labels"] = merged
     if changes:
         _write(ctx, qalita, work, changes)
         mark_synced(work, *seen)
@@ -202,8 +204,7 @@ def _fields(ctx: SyncContext, client: JiraClient, qalita: QalitaClient, mapping:
 
 
 def _dirty(view: dict[str, Any], field: str) -> bool:
-    entry = view.get(field) or {}
-    return bool(entry.get("dirty") or entry.get("add") or entry.get("remove"))
+    return bool((view.get(field) or {}).get("dirty"))
 
 
 def _status(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work) -> str | None:

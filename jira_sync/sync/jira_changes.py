@@ -339,6 +339,8 @@ class _Fold:
             current = self.view.get(change.field) or {}
             if "v" not in current:
                 self.view[change.field] = _entry(change, dirty=False)
+                if change.field == "labels":
+                    self.view["labels"]["base"] = change.value
             elif not _older(change, current):
                 self.view[change.field] = {**current, "cl": change.cl}
         return False
@@ -378,19 +380,16 @@ class _Fold:
         return self.expected.consume(self.link.id, change.field, change.echo_value)
 
     def _apply_labels(self, change: Change, current: dict[str, Any]) -> bool:
-        """Label by label: each addition or removal is an echo of its own, or a person's."""
-        added = set(current.get("add") or [])
-        removed = set(current.get("remove") or [])
-        people = []
-        for op in change.echo_value:
-            sign, label = op[0], op[1:]
-            added.discard(label)
-            removed.discard(label)
-            if not self.expected.consume(self.link.id, "labels", op):
-                people.append(op)
-                (added if sign == "+" else removed).add(label)
-        self.view["labels"] = {**_entry(change, dirty=False), "add": sorted(added),
-                               "remove": sorted(removed)}
+        """Labels are a set: the newest one seen is Jira's, and what QALITA must be told is
+        its difference from the set both sides last agreed on (``base``), so deliveries in
+        any order end the same. Each addition or removal is an echo of its own, or a
+        person's."""
+        people = [op for op in change.echo_value
+                  if not self.expected.consume(self.link.id, "labels", op)]
+        base = current.get("base")
+        if base is None:  # first seen: what it changed from is what was agreed
+            base = sorted(set(current.get("v") or []) or _before(change))
+        self.view["labels"] = {**_entry(change, dirty=False), "base": base}
         if people:
             self.note("accepted", f"labels of {self.link.jira_issue_key} changed in Jira: "
                       f"{' '.join(people)}", changelog=change.cl)
@@ -469,6 +468,14 @@ class _Fold:
         return False
 
 
+def _before(change: Change) -> set[str]:
+    """The label set a labels change started from."""
+    after = set(change.value)
+    for op in change.echo_value:
+        (after.discard if op[0] == "+" else after.add)(op[1:])
+    return after
+
+
 def _entry(change: Change, *, dirty: bool) -> dict[str, Any]:
     return {"v": change.value, "cl": change.cl, "at": change.at.astimezone(UTC).isoformat(),
             "dirty": dirty}
@@ -501,12 +508,12 @@ def record_write(ctx: SyncContext, link_id: int, at: datetime, values: dict[str,
                 view[field] = _entry(Change(field, value, None, None, at), dirty=False)
         current = view.get("labels")
         if labels and current is not None and not _newer_than(current, at):
-            have = set(current.get("v") or [])
+            sets = {key: set(current.get(key) or []) for key in ("v", "base")}
             for op in labels:
-                (have.add if op[0] == "+" else have.discard)(op[1:])
-            pending = {key: sorted(set(current.get(key) or []) - {op[1:] for op in labels})
-                       for key in ("add", "remove")}
-            view["labels"] = {**_entry(written, dirty=False), "v": sorted(have), **pending}
+                for kept in sets.values():
+                    (kept.add if op[0] == "+" else kept.discard)(op[1:])
+            view["labels"] = {**_entry(written, dirty=False),
+                              **{key: sorted(kept) for key, kept in sets.items()}}
         link.jira_view = view
 
 

@@ -65,6 +65,9 @@ def exercise_every_operation(jira: Recording) -> None:
     ana = jira.find_user("ana@example.com")
     assert ana is not None and jira.search_users("bo@")
     jira.edit_issue(issue, fields={"assignee": jira.user_ref(ana)})
+    assert jira.user(ana["accountId"])["emailAddress"] == "ana@example.com"
+    assert {s["statusCategory"]["key"] for s in jira.statuses()} == {"new", "indeterminate",
+                                                                     "done"}
     assert list(jira.search('labels = "qalita-id-default-1"')) is not None
     jira.delete_issue(bulk.created[0]["id"])
 

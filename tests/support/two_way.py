@@ -72,6 +72,7 @@ class TwoWay:
                 integration.options = {"mapping": mapping}
             self.integration_id = integration.id
         self.queue: list[tuple[float, int, int, bool]] = []
+        self.holding = False
         self._seq = 0
         self._redis = redis.Redis.from_url(broker_url)
         self._serve_receiver(key)
@@ -128,7 +129,9 @@ class TwoWay:
         return len(events)
 
     def take_deliveries(self) -> int:
-        requests.post(f"{self.jira.base_url}/_sim/webhooks/flush", timeout=30)
+        # Until the simulator has sent everything (a test holding deliveries waits for none).
+        requests.post(f"{self.jira.base_url}/_sim/webhooks/flush",
+                      params={"timeout": 0 if self.holding else 10}, timeout=30)
         with self.database.unit_of_work() as session:
             ids = list(session.scalars(select(InboxEvent.id).where(
                 InboxEvent.source == "jira", InboxEvent.state == "received")
@@ -178,6 +181,13 @@ class TwoWay:
         return [c for c in calls if c["method"] != "GET" and c["origin"] == "jira-sync"]
 
     # -- Jira, as people and as the sync sees it ---------------------------------------------
+
+    def hold(self) -> None:
+        """Jira's deliveries go nowhere (the simulator keeps their bodies): the test hands
+        them to the receiver itself."""
+        self.configure_jira(webhook_url=f"http://127.0.0.1:{free_port()}/",
+                            webhook_retry_delay_ms=3_600_000)
+        self.holding = True
 
     def configure_jira(self, **settings: Any) -> None:
         requests.post(f"{self.jira.base_url}/_sim/config", json=settings,

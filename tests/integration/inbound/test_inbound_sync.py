@@ -184,3 +184,99 @@ def test_off_by_default_assignee_and_title_stay_qalitas(make):
     seen = sync.qalita_issue(issue["id"])
     assert seen["owner"]["email"] == "ana@example.com" and seen["title"] == issue["title"]
     assert sync.qalita_writes() == []
+
+
+def test_deleted_in_jira_with_tombstone_closes_the_link_with_one_qalita_comment(make, database):
+    from sqlalchemy import select
+
+    from jira_sync.store.models import IssueLink
+    sync = make(mapping={"on_jira_delete": "tombstone"})
+    issue = sync.qalita_new()
+    sync.settle()
+    key = sync.jira_issue_of(issue["id"])["key"]
+    sync.as_person("DELETE", f"/issue/{key}")
+    sync.settle()
+    with database.unit_of_work() as session:
+        link = session.scalars(select(IssueLink)).one()
+    assert (link.state, link.state_reason) == ("tombstoned", "deleted in Jira")
+    [note] = sync.qalita_issue(issue["id"])["comments"]
+    assert key in note["body"] and "deleted" in note["body"]
+    assert sync.qalita_issue(issue["id"])["status"] == "open"  # nothing else written
+    sync.qalita_change(issue["id"], title="Still stale")
+    sync.settle()
+    assert len(sync.qalita_issue(issue["id"])["comments"]) == 1
+
+
+def test_deleted_in_jira_with_recreate_makes_a_new_issue(make):
+    sync = make()
+    issue = sync.qalita_new()
+    sync.settle()
+    first = sync.jira_issue_of(issue["id"])
+    sync.as_person("DELETE", f"/issue/{first['key']}")
+    sync.settle()
+    again = sync.jira_issue_of(issue["id"])
+    assert again["id"] != first["id"]
+    assert sync.qalita_writes() == []
+
+
+def captured(sync, event: str) -> list[dict]:
+    import requests
+    found = requests.get(f"{sync.jira.base_url}/_sim/webhooks?payload=1", timeout=10).json()
+    return [d for d in found["deliveries"] if d["event"] == event]
+
+
+def signed_post(sync, payload: dict, identifier: str):
+    import hashlib
+    import hmac
+    import json
+
+    import requests
+
+    from tests.support.two_way import SECRET
+    body = json.dumps(payload).encode()
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return requests.post(sync.receiver_url, data=body, timeout=10, headers={
+        "Content-Type": "application/json", "X-Hub-Signature": f"sha256={digest}",
+        "X-Atlassian-Webhook-Identifier": identifier})
+
+
+def test_one_delivery_five_times_is_one_qalita_write(make):
+    sync = make()
+    issue = sync.qalita_new()
+    sync.settle()
+    key = sync.jira_issue_of(issue["id"])["id"]
+    sync.hold()
+    sync.transition(key, "Start Progress")
+    [delivery] = [d for d in captured(sync, "jira:issue_updated")
+                  if d["issue_event_type_name"] == "issue_generic"]
+    answers = [signed_post(sync, delivery["payload"], "same-id").status_code for _ in range(3)]
+    # Re-fired with new identifiers, the same change is stale by its changelog id.
+    answers += [signed_post(sync, delivery["payload"], f"other-{n}").status_code
+                for n in range(2)]
+    assert answers == [202, 200, 200, 202, 202]
+    sync.settle()
+    assert [w["json"] for w in sync.qalita_writes()] == [{"status": "active"}]
+
+
+def test_deliveries_in_any_order_end_in_the_same_state(make):
+    import random
+    sync = make()
+    issues = [sync.qalita_new(title=f"issue {n}") for n in range(3)]
+    sync.settle()
+    sync.hold()
+    keys = [sync.jira_issue_of(i["id"])["id"] for i in issues]
+    for key in keys:
+        sync.transition(key, "Start Progress")
+        sync.transition(key, "Done")
+        sync.transition(key, "Reopen")
+        sync.as_person("PUT", f"/issue/{key}", {"update": {"labels": [{"add": "a"}]}})
+        sync.as_person("PUT", f"/issue/{key}", {"update": {"labels": [{"add": "b"}]}})
+        sync.as_person("PUT", f"/issue/{key}", {"update": {"labels": [{"remove": "a"}]}})
+    deliveries = captured(sync, "jira:issue_updated")
+    random.Random(7).shuffle(deliveries)
+    for delivery in deliveries:
+        assert signed_post(sync, delivery["payload"], delivery["id"]).status_code == 202
+    sync.settle()
+    for issue in issues:
+        seen = sync.qalita_issue(issue["id"])
+        assert (seen["status"], seen["tags"]) == ("open", ["b"]), seen
