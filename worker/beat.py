@@ -36,6 +36,7 @@ def schedule() -> dict[str, dict[str, Any]]:
     settings = runtime.settings()
     heartbeat = timedelta(seconds=settings.heartbeat_seconds)
     sweep = timedelta(seconds=settings.sync.sweep_seconds)
+    reconcile = timedelta(seconds=settings.sync.reconcile_seconds)
     # Each entry expires after its interval: a backlog of stale sweeps is useless.
     return {
         "send-heartbeats": {
@@ -49,6 +50,10 @@ def schedule() -> dict[str, dict[str, Any]]:
         "sweep-deliveries": {
             "task": "jira_sync.sweep_deliveries", "schedule": sweep,
             "options": {"queue": queues.MAINTENANCE, "expires": sweep.total_seconds()},
+        },
+        "reconcile": {
+            "task": "jira_sync.reconcile", "schedule": reconcile,
+            "options": {"queue": queues.MAINTENANCE, "expires": reconcile.total_seconds()},
         },
         "prune": {
             "task": "jira_sync.prune", "schedule": timedelta(hours=1),

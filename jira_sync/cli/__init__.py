@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from jira_sync.cli import db, demo, integration, processes, simulate, webhook
+from jira_sync.cli import db, demo, integration, processes, reconcile, simulate, webhook
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,3 +24,4 @@ main.add_command(demo.demo)
 main.add_command(simulate.simulate)
 main.add_command(integration.integration)
 main.add_command(webhook.webhook)
+main.add_command(reconcile.reconcile)

@@ -52,6 +52,16 @@ class ChangeItem:
 
 
 @dataclass(frozen=True)
+class JiraComment:
+    id: str
+    body: Any  # wiki string in webhooks, ADF from Cloud's REST v3
+    author: JiraUser | None
+    update_author: JiraUser | None
+    created: str | None
+    updated: str | None
+
+
+@dataclass(frozen=True)
 class IssueSnapshot:
     id: str
     key: str | None
@@ -67,6 +77,9 @@ class IssueSnapshot:
     updated: str | None
     # Which fields the body carried at all: a missing field is not an empty one.
     present: frozenset[str] = frozenset()
+    # The issue's comments when read with them; complete when Jira listed them all.
+    comments: tuple[JiraComment, ...] = ()
+    comments_complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,16 +89,6 @@ class History:
     id: int
     created: datetime | None
     items: tuple[ChangeItem, ...]
-
-
-@dataclass(frozen=True)
-class JiraComment:
-    id: str
-    body: Any  # wiki string in webhooks, ADF from Cloud's REST v3
-    author: JiraUser | None
-    update_author: JiraUser | None
-    created: str | None
-    updated: str | None
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,13 @@ class _Status(_Lenient):
     statusCategory = fields.Nested(_StatusCategory, allow_none=True)
 
 
+class _CommentPage(_Lenient):
+    comments = fields.List(fields.Nested(lambda: CommentSchema()), load_default=list)
+    total = fields.Integer(allow_none=True)
+
+
 class _IssueFields(_Lenient):
+    comment = fields.Nested(_CommentPage, allow_none=True)
     summary = fields.String(allow_none=True)
     # v2 representation: a wiki string (an ADF dict would mean a v3 body; kept as None).
     description = fields.Raw(allow_none=True)
@@ -154,6 +163,7 @@ class IssueSchema(_Lenient):
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> IssueSnapshot:
         f = data["fields"]
+        page = f.get("comment") or {}
         status = f.get("status") or {}
         labels = f.get("labels")
         description = f.get("description")
@@ -166,7 +176,9 @@ class IssueSchema(_Lenient):
             status_category=(status.get("statusCategory") or {}).get("key"),
             labels=tuple(labels) if labels is not None else None,
             assignee=f.get("assignee"), updated=f.get("updated"),
-            present=frozenset(f),
+            present=frozenset(f), comments=tuple(page.get("comments") or ()),
+            comments_complete=page.get("total") is not None
+            and page["total"] <= len(page.get("comments") or ()),
         )
 
 
@@ -236,8 +248,11 @@ class WebhookSchema(_Lenient):
     def make(self, data: dict[str, Any], **_: Any) -> JiraWebhook:
         stamp = data.get("timestamp")
         changelog = data.get("changelog") or {}
+        event = data.get("webhookEvent")
+        if event is None and changelog.get("items") and data.get("issue"):
+            event = "jira:issue_updated"  # a hand-trimmed body: what else has a changelog
         return JiraWebhook(
-            event=data.get("webhookEvent"), event_type_name=data.get("issue_event_type_name"),
+            event=event, event_type_name=data.get("issue_event_type_name"),
             timestamp=datetime.fromtimestamp(stamp / 1000, UTC) if stamp else None,
             user=data.get("user"), issue=data.get("issue"),
             changelog=tuple(changelog.get("items", [])), comment=data.get("comment"),

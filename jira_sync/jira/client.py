@@ -40,6 +40,7 @@ from jira_sync.remote import (
 ISSUE_FIELDS = ("summary", "description", "status", "labels", "assignee", "priority",
                 "components", "issuetype", "project", "resolution", "created", "updated")
 BULK_CREATE_LIMIT = 50
+BULK_FETCH_LIMIT = 100
 SEARCH_PAGE_SIZE = 50
 USER_AGENT = "jira-sync/0.1"
 # The limiter's store (Redis or the database) failing.
@@ -347,11 +348,14 @@ class JiraClient:
         return {"accountId": user["accountId"]} if self.is_cloud else {"name": user["name"]}
 
     def search(self, jql: str, fields: tuple[str, ...] = ("summary", "labels", "updated"),
-               page_size: int = SEARCH_PAGE_SIZE) -> Iterator[dict[str, Any]]:
+               page_size: int = SEARCH_PAGE_SIZE, *, expand: tuple[str, ...] = (),
+               validate: bool = True) -> Iterator[dict[str, Any]]:
         """Every issue ``jql`` matches, page by page.
 
         Cloud pages with ``nextPageToken`` on ``/search/jql`` (the old ``/search`` is gone);
-        Server pages with ``startAt``. Results lag fresh writes (Jira's search index).
+        Server pages with ``startAt``, and with ``validate=False`` answers for ids that no
+        longer exist instead of refusing the query. Results lag fresh writes (Jira's search
+        index).
         """
         what = "search issues"
         if self.is_cloud:
@@ -359,6 +363,8 @@ class JiraClient:
             while True:
                 body: dict[str, Any] = {"jql": jql, "maxResults": page_size,
                                         "fields": list(fields)}
+                if expand:
+                    body["expand"] = ",".join(expand)
                 if token:
                     body["nextPageToken"] = token
                 page = self._request("POST", "/search/jql", what=what, idempotent=True,
@@ -369,11 +375,38 @@ class JiraClient:
                     return
         start = 0
         while True:
-            page = self._request("POST", "/search", what=what, idempotent=True, json={
-                "jql": jql, "startAt": start, "maxResults": page_size, "fields": list(fields),
-            })
+            body = {"jql": jql, "startAt": start, "maxResults": page_size,
+                    "fields": list(fields)}
+            if expand:
+                body["expand"] = list(expand)
+            if not validate:
+                body["validateQuery"] = False
+            page = self._request("POST", "/search", what=what, idempotent=True, json=body)
             issues = page.get("issues") or []
             yield from issues
             start += len(issues)
             if not issues or start >= page.get("total", start):
                 return
+
+    def count(self, jql: str) -> int | None:
+        """About how many issues ``jql`` matches (Cloud's count is approximate); None when
+        this Jira cannot say."""
+        try:
+            if self.is_cloud:
+                return self._request("POST", "/search/approximate-count", what="count issues",
+                                     idempotent=True, json={"jql": jql}).get("count")
+            return self._request("POST", "/search", what="count issues", idempotent=True,
+                                 json={"jql": jql, "maxResults": 0}).get("total")
+        except PermanentError:
+            return None
+
+    def bulk_fetch(self, ids: list[str], fields: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Up to 100 issues by id or key in one call (Cloud). Issues that do not exist or are
+        not visible are left out of the answer; so are those Jira could not read this time
+        (``issueErrors``): what is not returned is to be checked one by one."""
+        if not 0 < len(ids) <= BULK_FETCH_LIMIT:
+            raise ValueError(f"bulk fetch takes 1 to {BULK_FETCH_LIMIT} issues")
+        body = self._request("POST", "/issue/bulkfetch", what=f"read {len(ids)} issues",
+                             idempotent=True, json={"issueIdsOrKeys": ids,
+                                                    "fields": list(fields)})
+        return body.get("issues") or []

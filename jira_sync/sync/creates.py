@@ -237,8 +237,8 @@ def _create_chunk(ctx: SyncContext, client: JiraClient, mapping: Mapping, projec
             work.written = {**written[i], "status": "new"}
             # jira-sync's own values are the first view of Jira: the creation's webhook then
             # tells nothing new, and a person's first edit is told from them.
-            work.view = created_view(client, payloads[i]["fields"], now)
-            mark_synced(work, *work.view, "ignored", at=now)
+            work.view = created_view(payloads[i]["fields"], mapping.ignored_label, now)
+            mark_synced(work, *work.view, at=now)
             work.managed_labels = sorted(payloads[i]["fields"]["labels"])
             _linked(ctx, work, "created", f"created {work.jira_issue_key} in {project}")
             later += _after_create(ctx, work)
@@ -294,17 +294,18 @@ def _wanted_status(ctx: SyncContext, work: Work) -> str | None:
     return work.want(mapping).status_category or work.written.get("status")
 
 
-def created_view(client: JiraClient, fields: dict[str, Any], at: datetime) -> dict[str, Any]:
+def created_view(fields: dict[str, Any], ignored_label: str, at: datetime) -> dict[str, Any]:
     """The link's view of an issue it just created (status: whatever Jira starts it in)."""
     assignee = fields.get("assignee") or {}
+    labels = sorted(fields["labels"])
     values = {"summary": normalize(fields["summary"]),
               "description": {"text": normalize(jira_text(fields["description"])),
                               "top": None},
-              "labels": sorted(fields["labels"]),
+              "labels": labels, "ignored": ignored_label in labels,
               "assignee": assignee.get("accountId") or assignee.get("name")}
     view = {field: {"v": value, "cl": None, "at": at.isoformat(), "dirty": False}
             for field, value in values.items()}
-    view["labels"]["base"] = values["labels"]
+    view["labels"]["base"] = labels
     return view
 
 

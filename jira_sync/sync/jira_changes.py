@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from jira_sync.deliveries import FAILED, HELD, JIRA, PROCESSED, RECEIVED
 from jira_sync.events.jira_webhook import (
     ChangeItem,
+    History,
     InvalidWebhook,
     IssueSnapshot,
     JiraComment,
@@ -32,7 +33,7 @@ from jira_sync.events.jira_webhook import (
     parse,
 )
 from jira_sync.mapping import Mapping, find_comment_marker
-from jira_sync.mapping.inbound import description_text, jira_text, normalize
+from jira_sync.mapping.inbound import description_text, jira_text, normalize, text_key
 from jira_sync.store.models import CommentLink, InboxEvent, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.store.upsert import insert
@@ -43,6 +44,7 @@ from jira_sync.sync.state import (
     C_DELETED,
     C_DELETING,
     C_PENDING,
+    C_POSTED,
     C_TOMBSTONE,
     FINAL_STATES,
     Due,
@@ -114,13 +116,13 @@ def fold_deliveries(session: Session, ctx: SyncContext, inbox_ids: Sequence[int]
     rows = list(session.scalars(select(InboxEvent).where(
         InboxEvent.id.in_(list(inbox_ids)), InboxEvent.source == JIRA,
         InboxEvent.state == RECEIVED).order_by(InboxEvent.id).with_for_update(skip_locked=True)))
-    folding = _Batch(session, ctx)
+    folding = Batch(session, ctx)
     for row in rows:
         folding.take(row)
     return folding.close()
 
 
-class _Batch:
+class Batch:
     """The deliveries of one transaction: their integrations and links read once, locked in
     the order intake locks links in (tenant, then id), so the two never deadlock."""
 
@@ -177,13 +179,13 @@ class _Batch:
                 self._done(row, integration, "ignored", f"{webhook.event} for "
                            f"{link.jira_issue_key}: the link is {link.state}", link=link)
                 continue
-            fold = _Fold(self, integration, link, expected, row, webhook)
+            fold = Fold(self, integration, link, expected, row, webhook)
             if fold.run():
                 self.touched[link.id] = link
             row.state, row.processed_at = PROCESSED, utcnow()
         expected.close()
         write(self.session, self.notes)
-        return self._schedule()
+        return self.schedule()
 
     def _integration(self, integration_id: int | None) -> Integration | None:
         if integration_id is None:
@@ -213,7 +215,7 @@ class _Batch:
         self.notes.append(entry(integration.id if integration else None, "webhook", decision,
                                 message, link_id=link.id if link else None, inbox_id=row.id))
 
-    def _schedule(self) -> list[Due]:
+    def schedule(self) -> list[Due]:
         """Start the inbound window of links with something for QALITA (never restarted)."""
         dues = []
         now = utcnow()
@@ -237,11 +239,12 @@ class _Batch:
         return dues
 
 
-class _Fold:
+class Fold:
     """One delivery folded into one link."""
 
-    def __init__(self, batch: _Batch, integration: Integration, link: IssueLink,
-                 expected: echoes.Expected, row: InboxEvent, webhook: JiraWebhook) -> None:
+    def __init__(self, batch: Batch, integration: Integration, link: IssueLink,
+                 expected: echoes.Expected, row: InboxEvent | None,
+                 webhook: JiraWebhook) -> None:
         self.batch, self.integration, self.link = batch, integration, link
         self.expected, self.row, self.webhook = expected, row, webhook
         self.issue: IssueSnapshot = webhook.issue  # type: ignore[assignment]
@@ -251,9 +254,10 @@ class _Fold:
         self.view: dict[str, Any] = dict(link.jira_view or {})
 
     def note(self, decision: str, message: str, **details: Any) -> None:
+        where = {"inbox_id": self.row.id} if self.row is not None else {}
         self.batch.notes.append(entry(self.integration.id, self.webhook.event or "webhook",
-                                      decision, message, link_id=self.link.id,
-                                      inbox_id=self.row.id, **details))
+                                      decision, message, link_id=self.link.id, **where,
+                                      **details))
 
     def run(self) -> bool:
         """Fold the delivery; True when QALITA has something new to be told."""
@@ -265,16 +269,24 @@ class _Fold:
             self.view[DELETED] = {"at": self.at.isoformat()}
             self.note("accepted", f"{self.link.jira_issue_key} was deleted in Jira")
             return self._save(True)
-        if event in COMMENT_EVENTS or (self.webhook.comment is not None and
-                                       self.webhook.event_type_name in COMMENT_TYPE_NAMES):
-            kind = COMMENT_EVENTS.get(event or "") or COMMENT_TYPE_NAMES[
-                self.webhook.event_type_name or ""]
-            assert self.webhook.comment is not None
-            return self._save(self._comment(kind, self.webhook.comment))
+        comment = self.webhook.comment
+        if event in COMMENT_EVENTS:
+            if comment is None:
+                self.note("ignored", f"{event} carries no comment")
+                return self._save(False)
+            return self._save(self._comment(COMMENT_EVENTS[event], comment))
         changes = self._changes()
         if event == "jira:issue_created":
+            self.note("unchanged", f"{self.link.jira_issue_key} was created by jira-sync: its "
+                      "first values are jira-sync's own")
             return self._save(self._created(changes))
         applied = [self._apply(change) for change in changes]
+        if comment is not None:  # Jira reports comment activity on issue updates too
+            kind = COMMENT_TYPE_NAMES.get(self.webhook.event_type_name or "", "created")
+            applied.append(self._comment(kind, comment))
+        elif not changes:
+            self.note("unchanged", f"{self.link.jira_issue_key}: no field jira-sync syncs "
+                      "changed")
         return self._save(any(applied))
 
     def _save(self, wanted: bool) -> bool:
@@ -290,6 +302,94 @@ class _Fold:
             self.link.jira_issue_key = key
         if project and project != self.link.jira_project_key:
             self.link.jira_project_key = project
+
+    def current(self, histories: Sequence[History]) -> bool:
+        """Fold Jira's current values (a reconciliation read) into the view: a value that
+        differs from it, set by a change the view has not seen, is applied as a delivery's
+        would be; the newest changelog id read becomes every field's watermark, so a late
+        delivery older than this read applies nothing. True when QALITA has news."""
+        self.batch.ctx.learn_category(self.integration.id, self.issue.status_id,
+                                      self.issue.status_category)
+        self._follow_move()
+        newest = max((h.id for h in histories), default=None)
+        wanted = False
+        for change in self._current_values(histories):
+            known = self.view.get(change.field) or {}
+            if change.field == IGNORED and "v" not in known and "labels" in self.view:
+                known = {**self.view["labels"], "v": self.mapping.ignored_label in (
+                    self.view["labels"].get("v") or [])}
+            if "v" not in known:
+                self.view[change.field] = _entry(change, dirty=False)
+                if change.field == "labels":
+                    self.view["labels"]["base"] = change.value
+            elif not _same(change.field, known.get("v"), change.value) \
+                    and change.cl is not None and not _older(change, known):
+                if change.field == "labels":
+                    change.echo_value = _operations(known.get("v") or [], change.value)
+                wanted = self._apply(change) or wanted
+        if newest is not None:
+            for field, known in list(self.view.items()):
+                if field != DELETED and (known.get("cl") or 0) < newest:
+                    self.view[field] = {**known, "cl": newest}
+        if self.issue.comments or self.issue.comments_complete:
+            wanted = self._current_comments() or wanted
+        self.link.jira_view = self.view
+        return wanted
+
+    def _current_values(self, histories: Sequence[History]) -> list[Change]:
+        issue, changes = self.issue, []
+
+        def last(field: str) -> tuple[int | None, datetime]:
+            touched = [h for h in histories if any(i.field_id == field for i in h.items)]
+            if not touched:
+                return None, self.at
+            newest = max(touched, key=lambda h: h.id)
+            return newest.id, newest.created or self.at
+
+        def add(field: str, value: Any, echo: Any, touched_by: str | None = None) -> None:
+            cl, at = last(touched_by or field)
+            changes.append(Change(field, value, echo, cl, at))
+
+        if "status" in issue.present:
+            add("status", {"category": issue.status_category, "name": issue.status,
+                           "id": issue.status_id}, issue.status_category)
+        if "assignee" in issue.present:
+            ref = issue.assignee.ref if issue.assignee else None
+            add("assignee", ref, ref)
+        if "summary" in issue.present:
+            add("summary", normalize(issue.summary), normalize(issue.summary))
+        if "description" in issue.present:
+            whole = normalize(jira_text(issue.description))
+            add("description", {"text": whole, "top": description_text(issue.description)},
+                whole)
+        if "labels" in issue.present:
+            labels = sorted(issue.labels or ())
+            # The ignored label first: until it has a field of its own, the labels' field
+            # says what was known of it.
+            add(IGNORED, self.mapping.ignored_label in labels, None, touched_by="labels")
+            add("labels", labels, [])
+        return changes
+
+    def _current_comments(self) -> bool:
+        """Comments no delivery brought: new and edited ones, and, when Jira listed them
+        all, the ones deleted."""
+        session = self.batch.session
+        rows = {row.jira_comment_id: row for row in session.scalars(select(CommentLink).where(
+            CommentLink.link_id == self.link.id, CommentLink.origin == JIRA))}
+        wanted = False
+        for comment in self.issue.comments:
+            row = rows.get(comment.id)
+            updated = jira_time(comment.updated) or self.at
+            if row is None or (row.desired_at is not None and updated > row.desired_at):
+                wanted = self._comment("created" if row is None else "updated", comment) \
+                    or wanted
+        if self.issue.comments_complete:
+            listed = {comment.id for comment in self.issue.comments}
+            for jira_id, row in rows.items():
+                if jira_id not in listed and row.state in (C_PENDING, C_POSTED):
+                    wanted = self._comment_deleted(row, JiraComment(
+                        jira_id or "", None, None, None, None, None)) or wanted
+        return wanted
 
     # -- fields -------------------------------------------------------------------------
 
@@ -466,6 +566,26 @@ class _Fold:
             self.note("skipped", f"comment {comment.id} (QALITA comment {posted_for}) was "
                       f"{kind} in Jira; QALITA owns it, so this is not written back")
         return False
+
+
+def _same(field: str, known: Any, seen: Any) -> bool:
+    """Whether a value read from Jira says what the view already holds."""
+    if field == "status":
+        known, seen = known or {}, seen or {}
+        return known.get("category") == seen.get("category") and (
+            known.get("id") is None or known.get("id") == seen.get("id"))
+    if field == "summary":
+        return text_key(known) == text_key(seen)
+    if field == "description":
+        return text_key((known or {}).get("text")) == text_key((seen or {}).get("text"))
+    if field == "labels":
+        return sorted(known or []) == sorted(seen or [])
+    return known == seen
+
+
+def _operations(before: Sequence[str], after: Sequence[str]) -> list[str]:
+    return [f"+{x}" for x in sorted(set(after) - set(before))] + \
+        [f"-{x}" for x in sorted(set(before) - set(after))]
 
 
 def _before(change: Change) -> set[str]:

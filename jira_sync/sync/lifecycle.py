@@ -12,12 +12,13 @@ from sqlalchemy import update
 from jira_sync.jira.client import JiraClient
 from jira_sync.mapping import Mapping
 from jira_sync.qalita import QalitaClient
-from jira_sync.remote import NotFound, PermanentError, RemoteError
-from jira_sync.store.models import CommentLink
+from jira_sync.remote import NotFound, PermanentError, RemoteError, TransientError
+from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
+from jira_sync.sync import leases
 from jira_sync.sync.context import SyncContext
-from jira_sync.sync.outcomes import Work, journal, save_progress
-from jira_sync.sync.state import C_PENDING, C_POSTED, PENDING, TOMBSTONED
+from jira_sync.sync.outcomes import Work, finish, journal, save_progress
+from jira_sync.sync.state import C_PENDING, C_POSTED, FINAL_STATES, PENDING, TOMBSTONED, Due
 
 DELETED_IN_JIRA = ("The Jira issue {key} was deleted; jira-sync no longer syncs this issue "
                    "with Jira.")
@@ -82,3 +83,29 @@ def follow_deletion(ctx: SyncContext, mapping: Mapping, work: Work,
         journal(ctx, work, "missing", "skipped", f"could not tell QALITA that "
                 f"{work.jira_issue_key} was deleted: {exc.reason}", level="warning")
     save_progress(ctx, work)
+
+
+def check_missing(ctx: SyncContext, link_id: int) -> list[Due]:
+    """A linked issue the reconciliation sweep no longer finds: the 404 checks decide
+    whether it moved (adopted by its marker), was deleted, or is only hidden from us (left
+    as it is, and logged)."""
+    owner = leases.new_owner()
+    with ctx.database.unit_of_work() as session:
+        link = session.get(IssueLink, link_id)
+        if link is None or link.state in FINAL_STATES or not leases.acquire(
+                session, [link_id], owner, ctx.timings.lease_seconds):
+            return []
+        session.refresh(link)
+        integration = session.get(Integration, link.integration_id)
+        assert integration is not None
+        work = Work.of(link, owner, integration)
+        session.expunge(integration)
+    mapping = ctx.mappings(work.integration).for_project(work.project_key or "")
+    try:
+        handle_missing(ctx, ctx.client(work.integration), mapping, work)
+    except PermanentError as exc:
+        journal(ctx, work, "reconcile", "skipped", exc.reason, level="warning")
+    except TransientError as exc:
+        journal(ctx, work, "reconcile", "retry", f"could not check {work.jira_issue_key}: "
+                f"{exc.reason}", level="warning")
+    return finish(ctx, work)

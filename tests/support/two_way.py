@@ -57,7 +57,7 @@ class TwoWay:
         self.database, self.jira, self.qalita, self.broker_url = database, jira, qalita, \
             broker_url
         self.deployment = jira.config.deployment
-        key = Fernet.generate_key().decode()
+        key = self.box_key = Fernet.generate_key().decode()
         self.box = SecretBox((key,))
         self.ctx = SyncContext(database=database, box=self.box, debounce_seconds=debounce,
                                timings=timings)

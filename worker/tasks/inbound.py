@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -10,12 +11,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from jira_sync import deliveries
 from jira_sync.broker import DELIVERY_TASK, INBOUND_FLUSH_TASK, send_deliveries
-from jira_sync.sync import inbound, jira_changes
+from jira_sync.sync import inbound, jira_changes, reconcile
 from jira_sync.sync.state import Due
 from worker import queues, runtime
 from worker.celery_app import app
 from worker.house import batch_task, task
 from worker.tasks.outbound import FLUSH_BUDGET_SECONDS, queue_backlog
+
+logger = logging.getLogger("jira_sync.worker")
 
 
 @batch_task(name=DELIVERY_TASK, queue=queues.JIRA_INBOUND, give_up=lambda inbox_id, reason:
@@ -55,3 +58,18 @@ def sweep_deliveries() -> None:
     with context.database.unit_of_work() as session:
         lost = deliveries.unclaimed(session, context.timings.sweep_seconds)
     send_deliveries(app, lost)
+
+
+@task(name="jira_sync.reconcile", queue=queues.MAINTENANCE, transactional=False)
+def reconcile_all() -> list[Due]:
+    """One reconciliation sweep of every enabled integration with linked issues."""
+    context = runtime.sync_context()
+    dues: list[Due] = []
+    for integration_id in reconcile.due_integrations(context):
+        try:
+            _, found = reconcile.reconcile(context, integration_id)
+        except Exception:  # One site's failure does not stop the others' sweeps.
+            logger.exception("reconciliation of integration %s failed", integration_id)
+            continue
+        dues += found
+    return dues

@@ -276,3 +276,36 @@ def test_every_captured_body_is_accepted_when_signed(make_client, integrations, 
     assert response.status_code == 202, response.json
     with database.unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(InboxEvent)) == 1
+
+
+@pytest.mark.parametrize("linked", [True, False], ids=["linked", "unlinked"])
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.json")))
+def test_every_captured_body_is_processed_by_a_worker(make_client, integrations, database,
+                                                      secret_key, fixture, linked):
+    """Stored, then folded by the worker's code: applied to its link, or logged as unlinked
+    or ignored; never a dead letter."""
+    from jira_sync.store.models import DeadLetter, IssueLink, LogEntry
+    from jira_sync.sync.context import SyncContext
+    from jira_sync.sync.jira_changes import receive_deliveries
+
+    integration_id = integrations()
+    body = (FIXTURES / fixture).read_bytes()
+    issue_id = json.loads(body)["issue"]["id"]
+    if linked:
+        with database.unit_of_work() as session:
+            session.add(IssueLink(integration_id=integration_id, tenant="default",
+                                  qalita_issue_id=1, jira_issue_id=issue_id,
+                                  jira_issue_key="X-1", state="linked", written={},
+                                  managed_labels=[], jira_view={}))
+    assert make_client().post(PATH, data=body, headers={
+        "X-Hub-Signature": signature(body)}).status_code == 202
+    ctx = SyncContext(database=database, box=SecretBox((secret_key,)), debounce_seconds=0)
+    receive_deliveries(ctx, [row.id for row in stored(database)])
+    with database.unit_of_work() as session:
+        assert [row.state for row in session.scalars(select(InboxEvent))] == ["processed"]
+        assert session.scalars(select(DeadLetter)).all() == []
+        decisions = set(session.scalars(select(LogEntry.decision)))
+    if linked:
+        assert decisions & {"accepted", "stale", "echo", "ignored", "unchanged"}, decisions
+    else:
+        assert decisions == {"unlinked"}
