@@ -41,11 +41,15 @@ def _credentials(_ctx: click.Context, _param: click.Parameter, value: str) -> tu
 @click.option("--webhook-secret", default=None, help="Signs deliveries (X-Hub-Signature).")
 @click.option("--webhook-order", type=click.Choice(["inorder", "shuffle", "duplicate"]),
               default="inorder", show_default=True)
-@click.option("--seed", type=int, default=None, help="Makes faults and shuffling repeatable.")
+@click.option("--webhook-drop-rate", type=click.FloatRange(0, 1), default=0.0,
+              show_default=True,
+              help="Fraction of webhook deliveries lost (never sent), as a sweep must repair.")
+@click.option("--seed", type=int, default=None,
+              help="Makes faults, shuffling and dropped deliveries repeatable.")
 def jira(host: str, port: int, deployment: str, rate_limit: float | None, fail_rate: float,
          index_lag_ms: int, latency_ms: int, credentials: tuple[str, str], pat: str,
          webhook_url: str | None, webhook_secret: str | None, webhook_order: str,
-         seed: int | None) -> None:
+         webhook_drop_rate: float, seed: int | None) -> None:
     """A faithful Jira (Cloud REST v3 or Server/DC v2) with an inspection API under /_sim."""
     from jira_sync.simulators.jira import SimulatorConfig, serve
 
@@ -53,7 +57,7 @@ def jira(host: str, port: int, deployment: str, rate_limit: float | None, fail_r
         deployment=deployment, credentials=credentials, pat=pat, rate_limit=rate_limit,
         fail_rate=fail_rate, index_lag_ms=index_lag_ms, latency_ms=latency_ms,
         webhook_url=webhook_url, webhook_secret=webhook_secret, webhook_order=webhook_order,
-        seed=seed)
+        webhook_drop_rate=webhook_drop_rate, seed=seed)
     click.echo(f"Jira simulator ({deployment}) on http://{host}:{port}", err=True)
     serve(config, host=host, port=port)
 
@@ -64,12 +68,17 @@ def jira(host: str, port: int, deployment: str, rate_limit: float | None, fail_r
 @click.option("--token", default="qalita-tok", show_default=True,
               help="The Bearer token QALITA's API requires.")
 @click.option("--broker-url", default=None,
-              help="Publish QALITA events for changes made through /_sim.")
+              help="Publish QALITA events there for changes made through /_sim and the API.")
 @click.option("--tenant", default="default", show_default=True)
-def qalita(host: str, port: int, token: str, broker_url: str | None, tenant: str) -> None:
+@click.option("--api-events/--no-api-events", default=True, show_default=True,
+              help="Whether changes made through the API publish events (with the writer's "
+                   "X-Qalita-Origin), as QALITA's do.")
+def qalita(host: str, port: int, token: str, broker_url: str | None, tenant: str,
+           api_events: bool) -> None:
     """QALITA's API as jira-sync uses it (CONTRACT §5), recording every call."""
     from jira_sync.simulators.qalita import QalitaSimulatorConfig, serve
 
-    config = QalitaSimulatorConfig(token=token, broker_url=broker_url, tenant=tenant)
+    config = QalitaSimulatorConfig(token=token, broker_url=broker_url, tenant=tenant,
+                                   publish_api_writes=api_events)
     click.echo(f"QALITA simulator on http://{host}:{port}", err=True)
     serve(config, host=host, port=port)

@@ -3,9 +3,15 @@
 The real backend is licensed and cannot run in CI, so this stands in for it: it keeps issues
 and comments, records every API call (with the ``X-Qalita-Origin`` header that tells our
 writes from a user's), and answers the way QALITA's FastAPI backend does (bare JSON arrays,
-``{"detail": ...}`` errors, 204 for an issue that is gone). Under ``/_sim/`` (no auth) a test
-plays a QALITA user: each change there publishes the matching CONTRACT §4 event, and
-``/_sim/faults`` makes the next calls fail like a struggling server or an SSO proxy would.
+``{"detail": ...}`` errors, 204 for an issue that is gone). Like QALITA, it applies a PUT's
+``assignee_email`` to the issue's ``owner`` and its ``labels`` to the issue's ``tags``, and
+publishes one CONTRACT §4 event per change made through the API, with the writer's
+``X-Qalita-Origin`` as the event's origin: that echo is what the service's loop prevention
+must cope with. A write that restates what QALITA holds changes nothing and publishes
+nothing, and each recorded write says whether it changed anything, so tests can catch the
+service sending needless writes. Under ``/_sim/`` (no auth) a test plays a QALITA user: each
+change there publishes the matching event, and ``/_sim/faults`` makes the next calls fail like
+a struggling server or an SSO proxy would.
 """
 
 from __future__ import annotations
@@ -35,17 +41,22 @@ STATUSES = ("open", "active", "resolved", "muted", "ignored")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 DEFAULT_AUTHOR = {"email": "ana@example.com", "name": "Ana"}
 DEFAULT_PAGE_LIMIT = 10_000  # QALITA's v2 lists return up to 10,000 rows unless asked
+# QALITA's user directory: an owner set by e-mail alone gets the name known for it. The same
+# people as the Jira simulator's users; owners and comment authors set through /_sim add to it.
+KNOWN_PEOPLE = {"ana@example.com": "Ana", "bo@example.com": "Bo"}
+READS = ("GET", "HEAD", "OPTIONS")
 
 
 @dataclass
 class QalitaSimulatorConfig:
     token: str = "qalita-tok"
-    # When set, changes made through /_sim publish QALITA events (CONTRACT §4) there.
+    # When set, changes publish QALITA events (CONTRACT §4) there.
     broker_url: str | None = None
     tenant: str = "default"
-    # Also publish events for changes made through the API, as QALITA itself would, with the
-    # writer's X-Qalita-Origin as the event's origin: this is how loop prevention is tested.
-    publish_api_writes: bool = False
+    # Changes made through the API publish events too, as QALITA's own do, with the writer's
+    # X-Qalita-Origin as the event's origin: this is how loop prevention is tested. Off only
+    # for a test that wants the /_sim events alone on the queue.
+    publish_api_writes: bool = True
 
 
 class _Reject(Exception):
@@ -98,16 +109,25 @@ def _optional(check: Check) -> Check:
     return lambda value: None if value is None else check(value)
 
 
-API_UPDATABLE: dict[str, Check] = {
+def _put_only(field: str) -> Check:
+    """A PUT key sent to /_sim, where issues are written as they are stored: under ``field``."""
+    return lambda value: f"not a field of QALITA issues (a PUT key only); set {field!r}"
+
+
+ISSUE_TEXT: dict[str, Check] = {
     "status": _one_of(STATUSES), "title": _string, "description": _optional(_string),
-    "assignee_email": _optional(_string), "labels": _strings,
+}
+# CONTRACT §5: the PUT keys, two of which stand for issue fields of another name and shape.
+API_UPDATABLE: dict[str, Check] = {
+    **ISSUE_TEXT, "assignee_email": _optional(_string), "labels": _strings,
 }
 # What a QALITA user may change; other keys are stored as given, so tests can send oddities.
 USER_EDITABLE: dict[str, Check] = {
-    **API_UPDATABLE, "severity": _optional(_one_of(SEVERITIES)),
+    **ISSUE_TEXT, "severity": _optional(_one_of(SEVERITIES)),
     "dataset": _optional(_string), "rule": _optional(_string), "metric": _optional(_string),
     "domain": _optional(_string), "url": _optional(_string), "tags": _strings,
     "owner": _optional(_object), "evidence": _optional(_object), "links": _objects,
+    "assignee_email": _put_only("owner"), "labels": _put_only("tags"),
 }
 
 
@@ -138,7 +158,8 @@ def _json_body() -> Any:
 # State.
 
 class _Store:
-    """Issues, comments, recorded calls and pending faults, behind one lock."""
+    """Issues, comments, the people QALITA knows, recorded calls and pending faults, behind
+    one lock."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -150,6 +171,7 @@ class _Store:
         self.comments: dict[int, dict[int, dict[str, Any]]] = {}
         self.calls: list[dict[str, Any]] = []
         self.faults: list[dict[str, Any]] = []
+        self.names: dict[str, str] = dict(KNOWN_PEOPLE)
         self.next_issue_id = 1
         self.next_comment_id = 1
 
@@ -165,13 +187,23 @@ class _Store:
             raise _Reject(404, "Comment not found")
         return found
 
+    def learn(self, person: Any) -> None:
+        """Remember the name of an owner or author a user set, for a later owner set by
+        e-mail alone."""
+        if isinstance(person, dict) and isinstance(person.get("email"), str) \
+                and isinstance(person.get("name"), str):
+            self.names[person["email"].casefold()] = person["name"]
+
     def edit_comment(self, issue_id: int, comment_id: int,
-                     body: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Edit a comment; returns copies of it and of its issue, for the event."""
+                     body: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        """Edit a comment; returns copies of it and of its issue, for the event, and whether
+        the body changed (the same body leaves it untouched)."""
         with self.lock:
             comment = self.comment(issue_id, comment_id)
-            comment.update(body=body, updated_at=_now())
-            return dict(comment), dict(self.issues[issue_id])
+            changed = comment["body"] != body
+            if changed:
+                comment.update(body=body, updated_at=_now())
+            return dict(comment), dict(self.issues[issue_id]), changed
 
     def delete_comment(self, issue_id: int,
                        comment_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -190,8 +222,8 @@ class _Store:
             "id": issue_id, "version": 1, "title": f"Issue {issue_id}", "description": "",
             "status": "open", "severity": "medium", "dataset": None, "rule": None,
             "metric": None, "domain": None, "tags": [], "owner": None, "evidence": None,
-            "links": [], "url": f"{url_root}issues/{issue_id}", "assignee_email": None,
-            "labels": [], "created_at": previous["created_at"] if previous else now,
+            "links": [], "url": f"{url_root}issues/{issue_id}",
+            "created_at": previous["created_at"] if previous else now,
             **fields, "updated_at": now,
         }
         if "version" not in fields and previous is not None:
@@ -199,14 +231,53 @@ class _Store:
         self.issues[issue_id] = issue
         self.deleted.discard(issue_id)
         self.comments.setdefault(issue_id, {})
+        self.learn(issue["owner"])
         return issue, created
 
     def change_issue(self, issue_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """A user's change: always a new version, even when it restates every value, so a
+        test can make QALITA publish an event again."""
         issue = self.live_issue(issue_id)
         issue.update(changes)
         issue["version"] += 1
         issue["updated_at"] = _now()
+        self.learn(changes.get("owner"))
         return issue
+
+    def write_issue(self, issue_id: int,
+                    body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Apply a CONTRACT §5 PUT; returns a copy of the issue and whether anything changed.
+
+        Only the values that differ are applied: a PUT restating what QALITA holds makes no
+        new version, as QALITA saves nothing for it.
+        """
+        with self.lock:
+            issue = self.live_issue(issue_id)
+            changes = {key: value for key, value in self._issue_fields(issue, body).items()
+                       if issue.get(key) != value}
+            if changes:
+                issue.update(changes, version=issue["version"] + 1, updated_at=_now())
+            return dict(issue), bool(changes)
+
+    def _issue_fields(self, issue: Mapping[str, Any],
+                      body: Mapping[str, Any]) -> dict[str, Any]:
+        """A PUT body as the issue fields it sets: ``assignee_email`` is the owner and
+        ``labels`` the tags."""
+        fields = {key: value for key, value in body.items() if key in ISSUE_TEXT}
+        if "labels" in body:
+            fields["tags"] = list(body["labels"])
+        if "assignee_email" in body:
+            fields["owner"] = self._owner(issue.get("owner"), body["assignee_email"])
+        return fields
+
+    def _owner(self, current: Any, email: str | None) -> dict[str, Any] | None:
+        """The owner an e-mail makes: none for null, the current one (name kept) for the same
+        e-mail, else that e-mail with the name known for it, if any."""
+        if email is None:
+            return None
+        if isinstance(current, dict) and current.get("email") == email:
+            return current
+        return {"email": email, "name": self.names.get(email.casefold())}
 
     def add_comment(self, issue_id: int, body: str, *, external_id: str | None,
                     author: dict[str, Any], origin: str | None) -> dict[str, Any]:
@@ -217,6 +288,7 @@ class _Store:
                    "author": author, "origin": origin, "created_at": now, "updated_at": now}
         self.next_comment_id += 1
         self.comments[issue_id][comment["id"]] = comment
+        self.learn(author)
         return comment
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -321,10 +393,12 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
         response.status_code = status
         return response
 
-    def api_change(event_type: str, issue: dict[str, Any],
-                   comment: dict[str, Any] | None = None) -> None:
-        """QALITA's own event for a change made through the API, when configured."""
-        if not config.publish_api_writes:
+    def api_write(event_type: str, issue: dict[str, Any],
+                  comment: dict[str, Any] | None = None, *, changed: bool = True) -> None:
+        """Note for the call record whether the write changed anything and, if it did,
+        publish QALITA's own event for it, when configured."""
+        g.changed = changed
+        if not changed or not config.publish_api_writes:
             return
         origin = request.headers.get("X-Qalita-Origin") or "qalita-api"
         try:
@@ -374,6 +448,8 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
             "origin": request.headers.get("X-Qalita-Origin"),
             "authenticated": request.headers.get("Authorization") == expected_auth,
             "fault": fault is not None, "time": _now("milliseconds"),
+            # A write that failed, or never reached its handler, changed nothing.
+            "changed": None if request.method in READS else g.get("changed", False),
         }
         with store.lock:
             store.calls.append(entry)
@@ -404,10 +480,9 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
 
     @app.put("/api/v2/issues/<int:issue_id>")
     def update_issue(issue_id: int) -> Response:
-        changes = _validate(_json_body(), API_UPDATABLE, extra_allowed=False)
-        with store.lock:
-            issue = dict(store.change_issue(issue_id, changes))
-        api_change("issue.updated", issue)
+        body = _validate(_json_body(), API_UPDATABLE, extra_allowed=False)
+        issue, changed = store.write_issue(issue_id, body)
+        api_write("issue.updated", issue, changed=changed)
         return jsonify(issue)
 
     @app.post("/api/v2/issues/<int:issue_id>/comments")
@@ -422,21 +497,21 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
                 author={"email": None, "name": body.get("author_name")},
                 origin=request.headers.get("X-Qalita-Origin")))
             issue = dict(store.issues[issue_id])
-        api_change("issue.comment_created", issue, comment)
+        api_write("issue.comment_created", issue, comment)
         return jsonify(comment), 201
 
     @app.put("/api/v2/issues/<int:issue_id>/comments/<int:comment_id>")
     def edit_comment(issue_id: int, comment_id: int) -> Response:
         body = _validate(_json_body(), {"body": _string}, extra_allowed=False,
                          required=("body",))
-        comment, issue = store.edit_comment(issue_id, comment_id, body["body"])
-        api_change("issue.comment_updated", issue, comment)
+        comment, issue, changed = store.edit_comment(issue_id, comment_id, body["body"])
+        api_write("issue.comment_updated", issue, comment, changed=changed)
         return jsonify(comment)
 
     @app.delete("/api/v2/issues/<int:issue_id>/comments/<int:comment_id>")
     def delete_comment(issue_id: int, comment_id: int) -> Response:
         comment, issue = store.delete_comment(issue_id, comment_id)
-        api_change("issue.comment_deleted", issue, comment)
+        api_write("issue.comment_deleted", issue, comment)
         return Response(status=204)
 
     # Inspection and control.
@@ -518,7 +593,8 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
     def sim_edit_comment(issue_id: int, comment_id: int) -> Response:
         body = _validate(_json_body(), {"body": _string}, extra_allowed=False,
                          required=("body",))
-        comment, issue = store.edit_comment(issue_id, comment_id, body["body"])
+        # A user's edit publishes even when the body is the same, as a /_sim PATCH does.
+        comment, issue, _changed = store.edit_comment(issue_id, comment_id, body["body"])
         return sim_change("issue.comment_updated", issue, comment)
 
     @app.delete("/_sim/issues/<int:issue_id>/comments/<int:comment_id>")

@@ -98,6 +98,23 @@ def _text(node: dict, path: str) -> None:
                 raise AdfError(f"{mark_path}: a link mark needs attrs.href")
 
 
+def from_text(text: str) -> dict:
+    """Plain text as the Cloud editor stores it: a paragraph per blank-line-separated block, a
+    hard break per line break inside one (what a person typing in Jira produces)."""
+    blocks = text.replace("\r\n", "\n").split("\n\n")
+    return {"type": "doc", "version": 1, "content": [_paragraph(block) for block in blocks]}
+
+
+def _paragraph(block: str) -> dict:
+    content: list[dict] = []
+    for number, line in enumerate(block.split("\n")):
+        if number:
+            content.append({"type": "hardBreak"})
+        if line:
+            content.append({"type": "text", "text": line})
+    return {"type": "paragraph", "content": content}
+
+
 # -- ADF -> wiki markup, the representation webhooks and REST v2 carry -----------------------
 
 _WRAP = {"strong": "*", "em": "_", "strike": "-", "underline": "+"}

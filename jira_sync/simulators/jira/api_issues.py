@@ -1,4 +1,4 @@
-"""Issue, transition, comment, assignee and entity-property endpoints."""
+"""Issue, transition, comment, assignee, changelog, bulk-fetch and entity-property endpoints."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from jira_sync.simulators.jira.errors import JiraError, bad_request
 from jira_sync.simulators.jira.model import Issue
 from jira_sync.simulators.jira.render import FieldSelection, Renderer
 from jira_sync.simulators.jira.simulator import Simulator, json_body
+
+CHANGELOG_PAGE = 100  # the default and largest page of GET /issue/{id}/changelog
+BULK_FETCH_KEYS = ("issueIdsOrKeys", "fields", "expand", "properties", "fieldsByKeys")
 
 
 def _list_param(name: str) -> list[str]:
@@ -41,7 +44,8 @@ def register(bp: Blueprint, sim: Simulator) -> None:
     def get_issue(id_or_key: str):
         issue = store.find(id_or_key)
         selection = FieldSelection.parse(request.args.getlist("fields"), "*all")
-        return jsonify(sim.renderer().issue(issue, selection, _list_param("properties")))
+        return jsonify(sim.renderer().issue(issue, selection, _list_param("properties"),
+                                            changelog="changelog" in _list_param("expand")))
 
     @bp.put("/issue/<id_or_key>")
     def edit_issue(id_or_key: str):
@@ -59,6 +63,13 @@ def register(bp: Blueprint, sim: Simulator) -> None:
     def assign_issue(id_or_key: str):
         store.assign(id_or_key, json_body(), sim.actor())
         return _no_content()
+
+    if sim.cloud:  # Server reads histories through expand=changelog only: these are 404s
+        @bp.get("/issue/<id_or_key>/changelog")
+        def get_changelog(id_or_key: str):
+            return jsonify(_changelog_page(sim, id_or_key))
+
+        register_bulk_fetch(bp, sim)
 
     # -- transitions ---------------------------------------------------------------------------
 
@@ -137,6 +148,58 @@ def register(bp: Blueprint, sim: Simulator) -> None:
     def delete_property(id_or_key: str, key: str):
         store.delete_property(id_or_key, key)
         return _no_content()
+
+
+def register_bulk_fetch(bp: Blueprint, sim: Simulator) -> None:
+    """Cloud's bulk fetch, also served under Cloud's /rest/api/2."""
+
+    @bp.post("/issue/bulkfetch")
+    def bulk_fetch():
+        body = _bulk_fetch_body(json_body())
+        # As Atlassian describes it: issues not found (or not visible) are simply left out;
+        # issueErrors is for issues Jira failed to read, which never happens here.
+        found = sim.store.bulk_find(body["issueIdsOrKeys"])
+        selection = FieldSelection.parse(body.get("fields"), "*navigable")
+        renderer = sim.renderer()
+        changelog = "changelog" in (body.get("expand") or [])
+        return jsonify({
+            "issues": [renderer.issue(i, selection, body.get("properties") or [],
+                                      changelog=changelog) for i in found],
+            "issueErrors": []})
+
+
+def _bulk_fetch_body(body: object) -> dict:
+    """The request as the OAS ``BulkFetchIssueRequestBean`` types it: lists of strings (even
+    ``expand``, unlike elsewhere), at most 5 properties, nothing else."""
+    if not isinstance(body, dict) or "issueIdsOrKeys" not in body:
+        raise bad_request(None, "'issueIdsOrKeys' must be given: the issues to fetch.")
+    unknown = sorted(set(body) - set(BULK_FETCH_KEYS))
+    if unknown:
+        raise bad_request(None, f"Unrecognized field '{unknown[0]}'.")
+    for name in ("issueIdsOrKeys", "fields", "expand", "properties"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, list)
+                                  or not all(isinstance(v, str) for v in value)):
+            raise bad_request(None, f"'{name}' must be a list of strings.")
+    if len(body.get("properties") or []) > 5:
+        raise bad_request(None, "At most 5 issue property keys can be requested.")
+    return body
+
+
+def _changelog_page(sim: Simulator, id_or_key: str) -> dict:
+    """``PageBeanChangelog``: one page of the histories, oldest first."""
+    issue, histories = sim.store.histories(id_or_key)
+    start = max(0, request.args.get("startAt", 0, type=int))
+    size = max(1, min(request.args.get("maxResults", CHANGELOG_PAGE, type=int), CHANGELOG_PAGE))
+    renderer = sim.renderer()
+    url = f"{renderer.rest}/issue/{issue.key}/changelog"
+    is_last = start + size >= len(histories)
+    page = {"self": f"{url}?startAt={start}&maxResults={size}", "maxResults": size,
+            "startAt": start, "total": len(histories), "isLast": is_last,
+            "values": [renderer.history(h) for h in histories[start:start + size]]}
+    if not is_last:
+        page["nextPage"] = f"{url}?startAt={start + size}&maxResults={size}"
+    return page
 
 
 def _transition(sim: Simulator, renderer: Renderer, issue: Issue, transition: TransitionDef,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request
 
 from jira_sync.simulators.jira.catalog import PRIORITIES, Catalog
-from jira_sync.simulators.jira.config import ProjectDef, UserDef
+from jira_sync.simulators.jira.config import FieldDef, ProjectDef, UserDef
 from jira_sync.simulators.jira.errors import JiraError, bad_request
 from jira_sync.simulators.jira.fields import SYSTEM_CREATE_SCREEN
 from jira_sync.simulators.jira.render import Renderer
@@ -29,16 +29,19 @@ _CUSTOM_TYPES = {"string": ("string", "textfield"), "textarea": ("string", "text
                  "option": ("option", "select"), "number": ("number", "float")}
 
 
+def custom_schema(custom: FieldDef) -> dict:
+    """A custom field's ``JsonTypeBean``, the same in create metadata and the field list."""
+    kind, plugin = _CUSTOM_TYPES[custom.kind]
+    return {"type": kind, "custom": f"com.atlassian.jira.plugin.system.customfieldtypes:{plugin}",
+            "customId": int(custom.id.rsplit("_", 1)[1])}
+
+
 def field_meta(catalog: Catalog, renderer: Renderer, project: ProjectDef, issue_type_name: str,
                field_id: str, required: bool) -> dict:
     """One FieldCreateMetadata entry (also used for transition screens)."""
     custom = Catalog.custom_field(project, field_id)
     if custom is not None:
-        kind, plugin = _CUSTOM_TYPES[custom.kind]
-        name = custom.name
-        schema = {"type": kind, "custom": f"com.atlassian.jira.plugin.system.customfieldtypes:"
-                  f"{plugin}", "customId": int(field_id.rsplit("_", 1)[1])}
-        operations = ["set"]
+        name, schema, operations = custom.name, custom_schema(custom), ["set"]
     else:
         name, schema, operations = _SYSTEM[field_id]
     out = {"required": required, "schema": schema, "name": name, "key": field_id,

@@ -1,5 +1,6 @@
 """Search: Cloud's token-paged ``search/jql`` (the old ``search`` is gone: 410) and Server's
-offset-paged ``search``."""
+offset-paged ``search``, both with ``expand=changelog`` for a reconciliation that reads what it
+missed. Server's ``validateQuery`` turns value errors into warnings."""
 
 from __future__ import annotations
 
@@ -52,12 +53,38 @@ def _query(jql: Any, *, bounded: bool) -> Query:
     return query
 
 
-def _found(sim: Simulator, query: Query, reconcile: set[str]) -> list[Issue]:
+def _found(sim: Simulator, query: Query, reconcile: set[str], *,
+           validate: bool = True) -> tuple[list[Issue], list[str]]:
     """Values are checked against the live site (an unknown project is a 400, as in Jira)."""
     try:
-        return sim.store.search(query, reconcile)
+        return sim.store.search(query, reconcile, validate=validate)
     except JqlError as exc:
         raise bad_request(None, str(exc)) from None
+
+
+def _expand(params: dict[str, Any], *, cloud: bool) -> set[str]:
+    """Cloud's ``expand`` is one comma-separated string, in the body too (the OAS says so);
+    Server's POST body takes a list as well."""
+    raw = params.get("expand")
+    if raw is None:
+        return set()
+    if isinstance(raw, list) and not cloud:
+        raw = ",".join(str(part) for part in raw)
+    if not isinstance(raw, str):
+        raise bad_request(None, "The 'expand' parameter must be a comma-separated string.")
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _validation(params: dict[str, Any]) -> str:
+    """Server's ``validateQuery``: ``strict`` (also true, the default), ``warn`` (also false:
+    errors come back as warnings) or ``none`` (no checks, no warnings)."""
+    raw = params.get("validateQuery", "strict")
+    mode = str(raw).lower() if not isinstance(raw, bool) else ("strict" if raw else "warn")
+    modes = {"strict": "strict", "true": "strict", "warn": "warn", "false": "warn",
+             "none": "none"}
+    if mode not in modes:
+        raise bad_request(None, f"Invalid validateQuery value '{raw}'. Use strict, warn or none.")
+    return modes[mode]
 
 
 def _int(params: dict[str, Any], name: str, default: int) -> int:
@@ -105,15 +132,17 @@ def register(bp: Blueprint, sim: Simulator) -> None:
             reconcile = {str(int(i)) for i in params.get("reconcileIssues") or []}
         except (TypeError, ValueError):
             raise bad_request(None, "'reconcileIssues' must be a list of issue ids.") from None
-        found = _found(sim, query, reconcile)
+        found, _ = _found(sim, query, reconcile)
         page = found[offset:offset + size]
         renderer = sim.renderer()
         properties = params.get("properties") or []
+        changelog = "changelog" in _expand(params, cloud=True)
         if fields:
             selection = FieldSelection.parse(fields, "id")
-            issues = [renderer.issue(i, selection, properties) for i in page]
+            issues = [renderer.issue(i, selection, properties, changelog=changelog)
+                      for i in page]
         else:
-            issues = [{"id": i.id} for i in page]
+            issues = [{"id": i.id, **renderer.expansions(i, changelog=changelog)} for i in page]
         body: dict[str, Any] = {"issues": issues}
         is_last = offset + size >= len(found)
         if not is_last:
@@ -126,14 +155,20 @@ def register(bp: Blueprint, sim: Simulator) -> None:
         query = _query(params.get("jql"), bounded=False)
         start = max(0, _int(params, "startAt", 0))
         size = max(0, min(_int(params, "maxResults", 50), 1000))
-        found = _found(sim, query, set())
+        mode = _validation(params)
+        found, warnings = _found(sim, query, set(), validate=mode == "strict")
         selection = FieldSelection.parse(params.get("fields"), "*navigable")
         renderer = sim.renderer()
         properties = params.get("properties") or []
-        return jsonify({"expand": "schema,names", "startAt": start, "maxResults": size,
-                        "total": len(found),
-                        "issues": [renderer.issue(i, selection, properties)
-                                   for i in found[start:start + size]]})
+        changelog = "changelog" in _expand(params, cloud=False)
+        body: dict[str, Any] = {
+            "expand": "schema,names", "startAt": start, "maxResults": size,
+            "total": len(found),
+            "issues": [renderer.issue(i, selection, properties, changelog=changelog)
+                       for i in found[start:start + size]]}
+        if warnings and mode == "warn":
+            body["warningMessages"] = warnings
+        return jsonify(body)
 
     methods = ["GET", "POST"]
     if sim.cloud:

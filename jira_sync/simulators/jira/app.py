@@ -1,7 +1,8 @@
 """The WSGI app: Jira's REST API under /rest, the inspection API under /_sim.
 
 Every /rest call goes through the same gate, in Jira's order: logged, delayed, rate limited,
-authenticated, then possibly failed on purpose (before or after the change is applied).
+authenticated, then possibly failed on purpose (before or after the change is applied). Each
+write is logged with whether it changed the site.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from jira_sync.simulators.jira import api_issues, api_meta, api_search, sim_api
+from jira_sync.simulators.jira import api_issues, api_meta, api_search, api_site, sim_api
 from jira_sync.simulators.jira.config import SimulatorConfig
 from jira_sync.simulators.jira.errors import JiraError
 from jira_sync.simulators.jira.faults import Fault, RateDecision, format_rate, reset_time
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 NOT_AUTHENTICATED = ("You are not authenticated. Authentication required to perform this "
                      "operation.")
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+READ_POSTS = frozenset({"search_jql", "search", "bulk_fetch"})  # POSTs that only read
 
 
 def make_app(config: SimulatorConfig) -> Flask:
@@ -35,9 +38,7 @@ def make_app(config: SimulatorConfig) -> Flask:
     rest = _rest_blueprint(sim)
     if sim.cloud:
         app.register_blueprint(rest, url_prefix="/rest/api/3")
-        # Cloud still answers the removed v2 search, with the same 410 as v3's.
-        app.add_url_rule("/rest/api/2/search", "gone_v2_search", api_search.gone,
-                         methods=["GET", "POST"])
+        app.register_blueprint(_cloud_v2_blueprint(sim), url_prefix="/rest/api/2")
     else:
         app.register_blueprint(rest, url_prefix="/rest/api/2")
         app.register_blueprint(rest, url_prefix="/rest/api/latest", name="rest_latest")
@@ -54,10 +55,26 @@ def simulator_of(app: Flask) -> Simulator:
 def _rest_blueprint(sim: Simulator) -> Blueprint:
     """The REST API of this deployment only: Cloud serves v3, Server v2 (and its alias)."""
     bp = Blueprint("rest", __name__)
+    api_site.register(bp, sim)
     api_meta.register(bp, sim)
     api_issues.register(bp, sim)
     api_search.register(bp, sim)
     return bp
+
+
+def _cloud_v2_blueprint(sim: Simulator) -> Blueprint:
+    """The few reads Cloud's v2 API is modelled for: what clients call there (serverInfo,
+    fields, bulk fetch), and the removed search, answered with the same 410 as v3's."""
+    bp = Blueprint("rest_v2", __name__)
+    api_site.register(bp, sim)
+    api_issues.register_bulk_fetch(bp, sim)
+    bp.add_url_rule("/search", "gone_search", api_search.gone, methods=["GET", "POST"])
+    return bp
+
+
+def _endpoint() -> str:
+    """The view's own name, whichever blueprint (REST version) serves it."""
+    return (request.endpoint or "").rsplit(".", 1)[-1]
 
 
 def _install_gate(app: Flask, sim: Simulator) -> None:
@@ -67,6 +84,7 @@ def _install_gate(app: Flask, sim: Simulator) -> None:
             return None
         g.call = sim.calls.start(request.method, request.path, request.args.to_dict(flat=False),
                                  logged_body())
+        sim.store.watch()
         if sim.config.latency_ms:
             time.sleep(sim.config.latency_ms / 1000)
         if sim.config.rate_limit is not None:
@@ -74,13 +92,15 @@ def _install_gate(app: Flask, sim: Simulator) -> None:
             if not g.rate.allowed:
                 return _json({"errorMessages": ["Rate limit exceeded."], "errors": {}}, 429)
         g.user = sim.authenticate()
-        if g.user is None:
+        anonymous = ("Authorization" not in request.headers
+                     and _endpoint() in api_site.ANONYMOUS_ENDPOINTS)
+        if g.user is None and not anonymous:
             response = _json({"errorMessages": [NOT_AUTHENTICATED], "errors": {}}, 401)
             response.headers["WWW-Authenticate"] = 'Basic realm="protected-area"'
             if "Authorization" in request.headers:
                 response.headers["X-Seraph-LoginReason"] = "AUTHENTICATED_FAILED"
             return response
-        g.call["actor"] = g.user.name
+        g.call["actor"] = g.user.name if g.user else None
         g.fault = sim.faults.draw(sim.config.fail_rate)
         if g.fault is not None and not g.fault.after:
             return Response(status=500)  # replaced below, before anything is changed
@@ -103,6 +123,8 @@ def _install_gate(app: Flask, sim: Simulator) -> None:
         call["status"] = None if fault is not None and fault.kind == "drop" else \
             response.status_code
         call["dropped"] = fault is not None and fault.kind == "drop"
+        if request.method in WRITE_METHODS and _endpoint() not in READ_POSTS:
+            call["changed"] = sim.store.changed()
         return response
 
 

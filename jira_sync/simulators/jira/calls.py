@@ -1,4 +1,8 @@
-"""The log of every REST call, in arrival order, for tests to assert on."""
+"""The log of every REST call, in arrival order, for tests to assert on.
+
+A write's ``changed`` says whether it changed anything on the site (null on reads), so a test
+can assert that a client never restates what Jira already holds.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class CallLog:
     def start(self, method: str, path: str, query: dict[str, Any], body: Any) -> dict:
         record = {"seq": 0, "method": method, "path": path, "query": query, "body": body,
                   "actor": None, "status": None, "fault": None, "dropped": False,
+                  "changed": None,
                   "time": datetime.now(UTC).isoformat()}
         with self._lock:
             record["seq"] = next(self._sequence)

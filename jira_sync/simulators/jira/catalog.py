@@ -6,6 +6,7 @@ state lock.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from jira_sync.simulators.jira.config import (
@@ -135,11 +136,40 @@ class Catalog:
                 return user
         return None
 
+    def user_by_email(self, email: str) -> UserDef | None:
+        return next((u for u in self.users if u.email.lower() == email.lower()), None)
+
     def user_by_pat(self, token: str) -> UserDef | None:
         return next((u for u in self.users if u.pat == token), None)
 
     def transitions_from(self, project: ProjectDef, status_id: str) -> list[TransitionDef]:
         return [t for t in project.workflow if not t.sources or status_id in t.sources]
+
+    def path(self, project: ProjectDef, source: str, target: str) -> list[TransitionDef] | None:
+        """The fewest transitions from one status to another (workflow order breaks ties): the
+        clicks a person makes to get an issue there. None when the workflow has no way."""
+        previous: dict[str, tuple[str, TransitionDef] | None] = {source: None}
+        queue = deque([source])
+        while queue and target not in previous:
+            status = queue.popleft()
+            for transition in self.transitions_from(project, status):
+                if transition.to not in previous:
+                    previous[transition.to] = (status, transition)
+                    queue.append(transition.to)
+        if target not in previous:
+            return None
+        hops, status = [], target
+        while (step := previous[status]) is not None:
+            status, transition = step
+            hops.append(transition)
+        return hops[::-1]
+
+    def statuses_of(self, project: ProjectDef) -> set[str]:
+        """The statuses a project's workflow uses (an issue moved in keeps one of these)."""
+        used = {project.initial_status}
+        for transition in project.workflow:
+            used |= {transition.to, *transition.sources}
+        return used
 
     @staticmethod
     def custom_field(project: ProjectDef, field_id: str) -> FieldDef | None:

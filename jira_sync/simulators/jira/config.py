@@ -117,7 +117,7 @@ DEFAULT_WEBHOOK_EVENTS = (
 RUNTIME_SETTINGS = (
     "fail_rate", "rate_limit", "index_lag_ms", "latency_ms", "reply_delay_ms", "webhook_url",
     "webhook_secret", "webhook_order", "webhook_retry_delay_ms", "webhook_events",
-    "comment_issue_updated",
+    "comment_issue_updated", "webhook_drop_rate",
 )
 WEBHOOK_ORDERS = ("inorder", "shuffle", "duplicate")
 
@@ -137,6 +137,8 @@ class SimulatorConfig:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_order: str = "inorder"  # "inorder" | "shuffle" | "duplicate"
+    # Fraction of deliveries never sent: the loss a reconciliation sweep exists to repair.
+    webhook_drop_rate: float = 0.0
     webhook_retry_delay_ms: int = 1000  # real Jira waits 5-15 minutes
     webhook_timeout_ms: int = 10000
     webhook_shuffle_window_ms: int = 200  # deliveries queued within this window are shuffled
@@ -160,8 +162,9 @@ class SimulatorConfig:
 
 def validate_runtime(config: SimulatorConfig) -> None:
     """Refuse settings that would make the simulator behave unlike any Jira."""
-    if not 0.0 <= config.fail_rate <= 1.0:
-        raise ValueError("fail_rate must be between 0 and 1")
+    for name in ("fail_rate", "webhook_drop_rate"):
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1")
     if config.rate_limit is not None and config.rate_limit <= 0:
         raise ValueError("rate_limit must be positive (or None for unlimited)")
     if config.webhook_order not in WEBHOOK_ORDERS:

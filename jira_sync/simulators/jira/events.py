@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from jira_sync.simulators.jira.catalog import Named
 from jira_sync.simulators.jira.config import ProjectDef, UserDef
 from jira_sync.simulators.jira.model import Comment, Issue
 from jira_sync.simulators.jira.render import Renderer
@@ -63,6 +64,23 @@ class Changelog:
                 items += self._components(old or [], new or [])
             else:
                 items.append(self._item(field_id, old, new, created=created))
+        return items
+
+    @staticmethod
+    def moved(source: ProjectDef, old_key: str, old_type: Named, issue: Issue) -> list[dict]:
+        """What a move records besides the fields it changes: the project (ids, and names as
+        the UI shows them), the key (a string only: keys have no id) and a new issue type."""
+        base = {"fieldtype": "jira"}
+        items = [
+            {"field": "project", **base, "fieldId": "project", "from": source.id,
+             "fromString": source.name, "to": issue.project.id, "toString": issue.project.name},
+            {"field": "Key", **base, "fieldId": "issuekey", "from": None, "fromString": old_key,
+             "to": None, "toString": issue.key},
+        ]
+        if old_type != issue.issue_type:
+            items.append({"field": "issuetype", **base, "fieldId": "issuetype",
+                          "from": old_type.id, "fromString": old_type.name,
+                          "to": issue.issue_type.id, "toString": issue.issue_type.name})
         return items
 
     def _item(self, field_id: str, old: Any, new: Any, *, created: bool) -> dict:

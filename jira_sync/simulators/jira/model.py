@@ -32,6 +32,17 @@ class Comment:
 
 
 @dataclass
+class History:
+    """One change to an issue as Jira keeps it: the changelog its webhook carried, readable later
+    (``expand=changelog``, ``/changelog``) by a reconciliation that lost the webhook."""
+
+    id: str
+    author: UserDef
+    created: datetime
+    items: list[dict]
+
+
+@dataclass
 class Issue:
     id: str
     key: str
@@ -53,6 +64,8 @@ class Issue:
     custom: dict[str, Any] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
     comments: list[Comment] = field(default_factory=list)
+    histories: list[History] = field(default_factory=list)
+    former_keys: list[str] = field(default_factory=list)  # keys it had before it was moved
     updated: datetime = field(default_factory=now)
     status_changed: datetime = field(default_factory=now)
     deleted: bool = False

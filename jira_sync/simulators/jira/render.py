@@ -13,7 +13,7 @@ from urllib.parse import quote
 from jira_sync.simulators.jira import adf
 from jira_sync.simulators.jira.catalog import CATEGORIES, Catalog, Named
 from jira_sync.simulators.jira.config import ProjectDef, StatusDef, UserDef
-from jira_sync.simulators.jira.model import Comment, Issue, jira_time
+from jira_sync.simulators.jira.model import Comment, History, Issue, jira_time
 
 ISSUE_EXPAND = "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations"
 NON_NAVIGABLE = frozenset({"comment", "worklog"})
@@ -151,16 +151,29 @@ class Renderer:
                 "self": f"{self.rest}/issue/{issue.id}/comment", "maxResults": size,
                 "total": len(comments), "startAt": start}
 
-    def issue(self, issue: Issue, selection: FieldSelection,
-              properties: Sequence[str] = ()) -> dict:
+    def issue(self, issue: Issue, selection: FieldSelection, properties: Sequence[str] = (),
+              *, changelog: bool = False) -> dict:
         fields = {name: value for name, value in self.fields(issue).items()
                   if selection.includes(name)}
         out = {"expand": ISSUE_EXPAND, "id": issue.id, "self": f"{self.rest}/issue/{issue.id}",
-               "key": issue.key, "fields": fields}
+               "key": issue.key, "fields": fields, **self.expansions(issue, changelog=changelog)}
         if properties:
             out["properties"] = {k: issue.properties[k] for k in properties
                                  if k in issue.properties}
         return out
+
+    def expansions(self, issue: Issue, *, changelog: bool) -> dict:
+        """What ``expand`` adds to an issue: ``changelog`` is every history, oldest first."""
+        if not changelog:
+            return {}
+        total = len(issue.histories)
+        return {"changelog": {"startAt": 0, "maxResults": total, "total": total,
+                              "histories": [self.history(h) for h in issue.histories]}}
+
+    def history(self, history: History) -> dict:
+        """A changelog as REST reads it back: the items its webhook carried, with the author."""
+        return {"id": history.id, "author": self.user(history.author),
+                "created": jira_time(history.created), "items": [dict(i) for i in history.items]}
 
     def fields(self, issue: Issue, *, comments: bool = True) -> dict[str, Any]:
         """Every field of the issue, in the order real payloads list them."""

@@ -1,8 +1,10 @@
 """What JQL clauses mean against stored issues, with Jira's value checks.
 
 Jira validates values before searching: an unknown project, status or issue key is a 400, not
-an empty result. Those checks run against the live store, while matching runs against what the
-index has seen (see ``IssueStore.search``).
+an empty result (Server also checks issue ids; Cloud lets an unknown id match nothing). Those
+checks run against the live store, while matching runs against what the index has seen (see
+``IssueStore.search``). A Server search sent with ``validateQuery=false`` gets each of those
+errors back as a warning instead, and the value matches nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ _KEY = re.compile(r"([A-Za-z][A-Za-z0-9_]*)-(\d+)")
 
 class Compiler:
     def __init__(self, catalog: Catalog, live: dict[str, Issue], now: datetime,
-                 cloud: bool) -> None:
+                 cloud: bool, *, validate: bool = True) -> None:
         self.catalog, self.live, self.now, self.cloud = catalog, live, now, cloud
+        self.validate = validate
+        self.warnings: list[str] = []
 
     def predicate(self, query: Query) -> Predicate:
         return self._node(query.where) if query.where is not None else (lambda issue: True)
@@ -85,16 +89,24 @@ class Compiler:
             return lambda issue: value_of(issue) in accepted
         return lambda issue: value_of(issue) not in accepted
 
-    def _unknown(self, clause: Clause, value: Value) -> JqlError:
-        return JqlError(f"The value '{value.text}' does not exist for the field "
-                        f"'{clause.field}'.")
+    def _missing(self, message: str) -> None:
+        """A value that does not exist: Jira's 400, or a warning when not validating (the
+        value then matches nothing)."""
+        if self.validate:
+            raise JqlError(message)
+        self.warnings.append(message)
+
+    def _unknown(self, clause: Clause, value: Value) -> None:
+        self._missing(f"The value '{value.text}' does not exist for the field "
+                      f"'{clause.field}'.")
 
     def _project(self, clause: Clause) -> Predicate:
         keys = set()
         for value in clause.values:
             project = self.catalog.project(value.text)
             if project is None:
-                raise self._unknown(clause, value)
+                self._unknown(clause, value)
+                continue
             keys.add(project.key)
         return self._member(clause, keys, lambda issue: issue.project.key)
 
@@ -104,7 +116,8 @@ class Compiler:
             status = self.catalog.statuses.get(value.text) or self.catalog.status_by_name(
                 value.text)
             if status is None:
-                raise self._unknown(clause, value)
+                self._unknown(clause, value)
+                continue
             ids.add(status.id)
         return self._member(clause, ids, lambda issue: issue.status.id)
 
@@ -114,7 +127,8 @@ class Compiler:
             key = next((k for k, (cid, _, _, name) in CATEGORIES.items()
                         if value.text.lower() in (k, name.lower(), str(cid))), None)
             if key is None:
-                raise self._unknown(clause, value)
+                self._unknown(clause, value)
+                continue
             keys.add(key)
         return self._member(clause, keys, lambda issue: issue.status.category)
 
@@ -124,7 +138,8 @@ class Compiler:
             found = next((t for t in self.catalog.issue_types.values()
                           if value.text in (t.id, t.name)), None)
             if found is None:
-                raise self._unknown(clause, value)
+                self._unknown(clause, value)
+                continue
             names.add(found.name)
         return self._member(clause, names, lambda issue: issue.issue_type.name)
 
@@ -138,7 +153,8 @@ class Compiler:
                           if value.text in (u.account_id if self.cloud else u.name, u.email)),
                          None)
             if found is None:
-                raise self._unknown(clause, value)
+                self._unknown(clause, value)
+                continue
             users.add(found.name)
         return self._member(clause, users,
                             lambda issue: issue.assignee.name if issue.assignee else None)
@@ -154,18 +170,21 @@ class Compiler:
         return lambda issue: bool(issue.labels) and not wanted & set(issue.labels)
 
     def _key(self, clause: Clause) -> Predicate:
+        """Keys as Jira resolves them: the current one, or one the issue had before a move."""
         ids = set()
         for value in clause.values:
             match = _KEY.fullmatch(value.text)
-            project = self.catalog.project(match[1]) if match else None
-            if project is None:
-                raise JqlError(f"The issue key '{value.text}' for field '{clause.field}' is "
-                               "invalid.")
+            if match is None or self.catalog.project(match[1]) is None:
+                self._missing(f"The issue key '{value.text}' for field '{clause.field}' is "
+                              "invalid.")
+                continue
+            key = value.text.upper()
             issue = next((i for i in self.live.values()
-                          if i.project.key == project.key and i.number == int(match[2])), None)
+                          if i.key == key or key in i.former_keys), None)
             if issue is None:
-                raise JqlError(f"An issue with key '{value.text}' does not exist for field "
-                               f"'{clause.field}'.")
+                self._missing(f"An issue with key '{value.text}' does not exist for field "
+                              f"'{clause.field}'.")
+                continue
             ids.add(issue.id)
         return self._member(clause, ids, lambda issue: issue.id)
 
@@ -174,6 +193,10 @@ class Compiler:
         for value in clause.values:
             if not value.text.isdigit():
                 raise JqlError(f"The value '{value.text}' is not a valid issue id.")
+            if clause.operator in _EQUALITY and not self.cloud and value.text not in self.live:
+                self._missing(f"A value with ID '{value.text}' does not exist for the field "
+                              f"'{clause.field}'.")
+                continue
             numbers.append(int(value.text))
         if clause.operator in _EQUALITY:
             return self._member(clause, set(numbers), lambda issue: int(issue.id))

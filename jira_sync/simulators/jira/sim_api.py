@@ -1,7 +1,8 @@
 """``/_sim/...``: the inspection and control API (no auth), for tests, the demo and benchmarks.
 
 Path filters on calls are exact unless they contain a glob character: ``*`` matches anything,
-``/`` included (``/rest/api/3/issue/*/comment`` or ``/rest/api/3/issue*``).
+``/`` included (``/rest/api/3/issue/*/comment`` or ``/rest/api/3/issue*``). People working in
+Jira act through ``people``, registered here too.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import dataclasses
 
 from flask import Blueprint, jsonify, request
 
+from jira_sync.simulators.jira import people
 from jira_sync.simulators.jira.config import RUNTIME_SETTINGS
-from jira_sync.simulators.jira.errors import JiraError, bad_request
+from jira_sync.simulators.jira.errors import bad_request
 from jira_sync.simulators.jira.simulator import Simulator, json_body
 
 
@@ -28,10 +30,9 @@ def blueprint(sim: Simulator) -> Blueprint:
 
     @bp.get("/issues/<id_or_key>")
     def issue(id_or_key: str):
-        for found in sim.store.inspect():
-            if id_or_key in (found["id"], found["key"]):
-                return jsonify(found)
-        raise JiraError(404, [f"No issue '{id_or_key}' was ever created."])
+        return jsonify(sim.store.view(id_or_key))
+
+    people.register(bp, sim)
 
     @bp.get("/calls")
     def calls():
@@ -77,7 +78,18 @@ def blueprint(sim: Simulator) -> Blueprint:
         with_payload = request.args.get("payload", "0") not in ("0", "false", "")
         pending = sim.dispatcher.pending()
         return jsonify({"pending": pending, "idle": idle and pending == 0,
+                        "drop_next": sim.dispatcher.drops_pending(),
                         "deliveries": sim.dispatcher.deliveries(with_payload=with_payload)})
+
+    @bp.post("/webhooks/drop")
+    def drop():
+        body = json_body()
+        count = body.get("count") if isinstance(body, dict) else None
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise bad_request(None, "Send {\"count\": N}: how many of the next deliveries to "
+                              "lose (0 cancels).")
+        sim.dispatcher.drop(count)
+        return jsonify({"drop_next": count})
 
     @bp.post("/webhooks/flush")
     def flush():

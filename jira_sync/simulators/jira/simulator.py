@@ -60,8 +60,10 @@ class Simulator:
         return None
 
     def renderer(self) -> Renderer:
-        return Renderer(request.host_url, self.config.api_version, self.catalog,
-                        self.config.deployment)
+        """The representation of the API version called: Cloud also answers a few reads under
+        ``/rest/api/2``, in v2's shapes (wiki text)."""
+        api = "2" if request.path.startswith("/rest/api/2/") else self.config.api_version
+        return Renderer(request.host_url, api, self.catalog, self.config.deployment)
 
     def actor(self) -> Actor:
         return Actor(g.user, request.host_url)

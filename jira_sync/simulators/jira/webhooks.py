@@ -3,7 +3,8 @@
 A delivery keeps one ``X-Atlassian-Webhook-Identifier`` across its retries; it is retried on
 408/409/425/429/5xx, connection errors and timeouts, up to 5 times, and dropped after that.
 ``shuffle`` and ``duplicate`` orders reproduce what receivers must survive in production:
-no ordering guarantee, and the same delivery arriving twice.
+no ordering guarantee, and the same delivery arriving twice. Deliveries can also be lost on
+purpose (never sent at all), the loss only a reconciliation sweep repairs.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class Delivery:
     body: bytes
     copy: int = 1  # 2 for the redelivered copy in "duplicate" order
     generation: int = 0  # deliveries of an earlier generation were discarded by a reset
-    state: str = "pending"  # pending | delivered | failed
+    flow: str = "Primary"  # "Secondary": a consequence of another change (X-Atlassian-Webhook-Flow)
+    state: str = "pending"  # pending | delivered | failed | dropped
     attempts: list[dict] = field(default_factory=list)
 
     def summary(self, *, with_payload: bool) -> dict:
@@ -45,7 +47,7 @@ class Delivery:
             "id": self.identifier, "event": self.event,
             "issue_event_type_name": self.payload.get("issue_event_type_name"),
             "issue_key": (self.payload.get("issue") or {}).get("key"), "copy": self.copy,
-            "state": self.state,
+            "flow": self.flow, "state": self.state,
             "status": self.attempts[-1]["status"] if self.attempts else None,
             "attempt_count": len(self.attempts), "attempts": list(self.attempts),
         }
@@ -60,6 +62,8 @@ class WebhookDispatcher:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self._rng = random.Random(f"{config.seed}:webhooks")
+        self._drop_rng = random.Random(f"{config.seed}:drops")
+        self._drop_next = 0
         self._cond = threading.Condition()
         self._new: list[Delivery] = []
         self._first_new_at = 0.0
@@ -75,7 +79,7 @@ class WebhookDispatcher:
 
     # -- producers ---------------------------------------------------------------------------
 
-    def submit(self, event: str, build: Callable[[], dict]) -> None:
+    def submit(self, event: str, build: Callable[[], dict], flow: str = "Primary") -> None:
         """Queue ``event`` if the webhook subscribes to it; ``build`` renders the body now."""
         if not self.config.webhook_url or event not in self.config.webhook_events:
             return
@@ -84,13 +88,32 @@ class WebhookDispatcher:
         identifier = str(uuid.uuid4())
         copies = 2 if self.config.webhook_order == "duplicate" else 1
         with self._cond:
+            if self._dropped():
+                self._all.append(Delivery(identifier, event, payload, body, 1, self._generation,
+                                          flow, state="dropped"))
+                return
             if not self._new:
                 self._first_new_at = time.monotonic()
             for copy in range(1, copies + 1):
-                delivery = Delivery(identifier, event, payload, body, copy, self._generation)
+                delivery = Delivery(identifier, event, payload, body, copy, self._generation,
+                                    flow)
                 self._new.append(delivery)
                 self._all.append(delivery)
             self._cond.notify_all()
+
+    def drop(self, count: int) -> None:
+        """Lose exactly the next ``count`` deliveries (replacing any count still pending)."""
+        with self._cond:
+            self._drop_next = count
+
+    def _dropped(self) -> bool:
+        """Whether the delivery being queued is lost: one of the next N asked for, else by the
+        drop rate (drawn from a seeded generator only when a rate is set, so runs repeat)."""
+        if self._drop_next:
+            self._drop_next -= 1
+            return True
+        rate = self.config.webhook_drop_rate
+        return rate > 0 and self._drop_rng.random() < rate
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -101,6 +124,10 @@ class WebhookDispatcher:
     def pending(self) -> int:
         with self._cond:
             return len(self._new) + len(self._retries) + self._busy
+
+    def drops_pending(self) -> int:
+        with self._cond:
+            return self._drop_next
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until nothing is queued, scheduled for retry or being sent."""
@@ -120,6 +147,8 @@ class WebhookDispatcher:
             self._all.clear()
             self._generation += 1
             self._rng = random.Random(f"{self.config.seed}:webhooks")
+            self._drop_rng = random.Random(f"{self.config.seed}:drops")
+            self._drop_next = 0
 
     def close(self) -> None:
         with self._cond:
@@ -171,7 +200,7 @@ class WebhookDispatcher:
         headers = {"Content-Type": "application/json",
                    "User-Agent": "Atlassian Webhook HTTP Client",
                    "X-Atlassian-Webhook-Identifier": delivery.identifier,
-                   "X-Atlassian-Webhook-Flow": "Primary"}
+                   "X-Atlassian-Webhook-Flow": delivery.flow}
         retry = number - 1 + (delivery.copy - 1)
         if retry:
             headers["X-Atlassian-Webhook-Retry"] = str(retry)

@@ -75,6 +75,24 @@ class Jira:
     def sim_post(self, path: str, body: Any = None) -> requests.Response:
         return requests.post(f"{self.base_url}/_sim{path}", json=body, timeout=15)
 
+    def sim_put(self, path: str, body: Any = None) -> requests.Response:
+        return requests.put(f"{self.base_url}/_sim{path}", json=body, timeout=15)
+
+    def sim_delete(self, path: str, **params: str) -> requests.Response:
+        return requests.delete(f"{self.base_url}/_sim{path}", params=params, timeout=15)
+
+    def act(self, path: str, body: Any) -> dict:
+        """A person's action under /_sim/issues/...; it must succeed."""
+        response = self.sim_post(f"/issues/{path}", body)
+        assert response.ok, response.text
+        return response.json()
+
+    def flush(self) -> dict:
+        """Wait until every webhook delivery is done; the deliveries as /_sim shows them."""
+        state = self.sim("/webhooks", params={"wait": 1, "timeout": 10})
+        assert state["idle"], state
+        return state
+
     def search(self, jql: str, **params: Any) -> requests.Response:
         path = "/search/jql" if self.cloud else "/search"
         return self.get(path, params={"jql": jql, **params})
@@ -163,3 +181,16 @@ def receiver() -> Iterator[Receiver]:
     hook = Receiver()
     yield hook
     hook.close()
+
+
+RETRY_FAST = {"webhook_retry_delay_ms": 30, "webhook_shuffle_window_ms": 100}
+
+
+@pytest.fixture
+def hooked(simulate, receiver: Receiver):
+    """A simulator whose webhook points at the test's receiver."""
+
+    def start(deployment: str = "cloud", **settings: Any) -> Jira:
+        return simulate(deployment, webhook_url=receiver.url, **{**RETRY_FAST, **settings})
+
+    return start

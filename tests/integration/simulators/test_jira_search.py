@@ -152,3 +152,68 @@ def test_deleted_issues_leave_the_index(jira: Jira) -> None:
     created = jira.create(labels=["gone"])
     jira.delete(f"/issue/{created['key']}")
     assert keys(jira.search("labels = gone", fields="key")) == []
+
+
+# -- issue ids: Server checks them, Cloud does not ---------------------------------------------
+
+
+def test_server_refuses_an_id_that_does_not_exist(server: Jira) -> None:
+    created = server.create()
+    gone = server.create()
+    server.delete(f"/issue/{gone['id']}")
+    for jql, missing in ((f"id in ({created['id']}, 99999)", "99999"),
+                         (f"id = {gone['id']}", gone["id"])):
+        response = server.search(jql)
+        assert response.status_code == 400, jql
+        assert response.json()["errorMessages"] == [
+            f"A value with ID '{missing}' does not exist for the field 'id'."]
+    assert keys(server.search(f"id = {created['id']}")) == [created["key"]]
+
+
+def test_server_validate_query_false_warns_and_matches_nothing_for_it(server: Jira) -> None:
+    created = server.create()
+    jql = f"id in ({created['id']}, 99999) OR key = DATA-77"
+    got = server.search(jql, validateQuery="false").json()
+    assert [i["key"] for i in got["issues"]] == [created["key"]]
+    assert got["warningMessages"] == [
+        "A value with ID '99999' does not exist for the field 'id'.",
+        "An issue with key 'DATA-77' does not exist for field 'key'."]
+    posted = server.post("/search", {"jql": jql, "validateQuery": False}).json()
+    assert [i["key"] for i in posted["issues"]] == [created["key"]]
+    quiet = server.search(jql, validateQuery="none").json()
+    assert "warningMessages" not in quiet and quiet["total"] == 1
+    assert server.search(jql, validateQuery="strict").status_code == 400
+    assert server.post("/search", {"jql": jql, "validateQuery": True}).status_code == 400
+    assert server.search(jql, validateQuery="maybe").status_code == 400
+
+
+def test_cloud_lets_an_unknown_id_match_nothing(cloud: Jira) -> None:
+    created = cloud.create()
+    assert keys(cloud.search(f"id in ({created['id']}, 99999)", fields="key")) == [
+        created["key"]]
+    assert keys(cloud.search("id = 99999", fields="key")) == []
+
+
+# -- the reconciliation sweep's query -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("since", ["-15m", "-1d", "-2h", "-1w"])
+def test_relative_dates_with_projects_in_and_updated_ascending(jira: Jira, since: str) -> None:
+    first = jira.create()
+    second = jira.create(project="OPS")
+    time.sleep(0.01)
+    jira.put(f"/issue/{first['key']}", {"fields": {"summary": "touched last"}})
+    jql = f'updated >= "{since}" AND project in ("DATA", "OPS") ORDER BY updated ASC'
+    assert keys(jira.search(jql, fields="key")) == [second["key"], first["key"]]
+    descending = jql.replace("ASC", "DESC")
+    assert keys(jira.search(descending, fields="key")) == [first["key"], second["key"]]
+    older = f'updated < "{since}" AND project in ("DATA", "OPS") ORDER BY updated ASC'
+    assert keys(jira.search(older, fields="key")) == []
+
+
+def test_keys_a_moved_issue_had_still_find_it(jira: Jira) -> None:
+    created = jira.create()
+    jira.act(f"{created['key']}/move", {"project": "OPS"})
+    assert keys(jira.search("key = DATA-1", fields="key")) == ["OPS-1"]
+    assert keys(jira.search("key in (DATA-1, OPS-1)", fields="key")) == ["OPS-1"]
+    assert keys(jira.search("issuekey = data-1", fields="key")) == ["OPS-1"]

@@ -11,6 +11,8 @@ import time
 import pytest
 import requests
 
+from tests.support.processes import ServiceProcess, clean_env, run_cli
+
 SERVE = ("from jira_sync.simulators.jira import SimulatorConfig, serve; "
          "serve(SimulatorConfig(deployment='server'), port={port})")
 
@@ -46,3 +48,19 @@ def test_serve_answers_then_returns_cleanly_on_a_signal(stop: signal.Signals) ->
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_command_line_sets_the_webhook_drop_rate(tmp_path) -> None:
+    port = free_port()
+    process = ServiceProcess(["simulate", "jira", "--port", str(port), "--webhook-drop-rate",
+                              "0.25", "--seed", "4"], clean_env(), tmp_path / "sim.log")
+    try:
+        process.wait_http(f"http://127.0.0.1:{port}/_sim/config")
+        config = requests.get(f"http://127.0.0.1:{port}/_sim/config", timeout=5).json()
+        assert (config["webhook_drop_rate"], config["seed"]) == (0.25, 4)
+        assert process.stop() == 0
+    finally:
+        process.kill()
+    refused = run_cli(["simulate", "jira", "--port", "1", "--webhook-drop-rate", "1.5"],
+                      clean_env())
+    assert refused.returncode == 2 and "--webhook-drop-rate" in refused.stderr

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ANA, Jira, Receiver, adf
+from .conftest import ANA, RETRY_FAST, Jira, Receiver, adf
 
 SAMPLES = Path(__file__).parents[2] / "fixtures" / "jira" / "webhooks"
-RETRY_FAST = {"webhook_retry_delay_ms": 30, "webhook_shuffle_window_ms": 100}
 
 
 def sample(name: str) -> dict:
@@ -23,20 +22,8 @@ def standard_fields(fields: dict) -> set[str]:
     return {name for name in fields if not name.startswith("customfield_")}
 
 
-@pytest.fixture
-def hooked(simulate, receiver: Receiver):
-    """A simulator whose webhook points at the test's receiver."""
-
-    def start(deployment: str = "cloud", **settings) -> Jira:
-        return simulate(deployment, webhook_url=receiver.url, **{**RETRY_FAST, **settings})
-
-    return start
-
-
 def flush(jira: Jira) -> dict:
-    state = jira.sim("/webhooks", params={"wait": 1, "timeout": 10})
-    assert state["idle"], state
-    return state
+    return jira.flush()
 
 
 def test_issue_lifecycle_events(hooked, receiver: Receiver) -> None:
@@ -291,3 +278,62 @@ def test_adf_reaches_webhooks_as_wiki_markup(hooked, receiver: Receiver) -> None
         "* observed: 26\n* expected: {{<= 24}}\n\n"
         "{code:sql}\nselect 1\n{code}\n\n"
         "----")
+
+
+# -- deliveries lost on purpose -------------------------------------------------------------
+
+
+def test_drop_exactly_the_next_deliveries(hooked, receiver: Receiver) -> None:
+    jira = hooked("cloud")
+    assert jira.sim_post("/webhooks/drop", {"count": 2}).json() == {"drop_next": 2}
+    assert jira.sim("/webhooks")["drop_next"] == 2
+    keys = [jira.create(summary=f"issue {n}")["key"] for n in range(3)]
+    state = flush(jira)
+    assert [b["issue"]["key"] for b in receiver.bodies()] == keys[2:]
+    assert [(d["issue_key"], d["state"], d["attempt_count"]) for d in state["deliveries"]] == [
+        (keys[0], "dropped", 0), (keys[1], "dropped", 0), (keys[2], "delivered", 1)]
+    assert state["drop_next"] == 0 and state["pending"] == 0
+
+
+@pytest.mark.parametrize("count", [-1, "2", None, True])
+def test_drop_refuses_a_bad_count(cloud: Jira, count) -> None:
+    assert cloud.sim_post("/webhooks/drop", {"count": count}).status_code == 400
+
+
+def dropped_pattern(jira: Jira, creates: int) -> list[str]:
+    for n in range(creates):
+        jira.create(summary=f"issue {n}")
+    return [d["state"] for d in flush(jira)["deliveries"]]
+
+
+def test_drop_rate_loses_some_deliveries_repeatably_under_a_seed(hooked, receiver) -> None:
+    runs = [dropped_pattern(hooked("cloud", webhook_drop_rate=0.5, seed=11), 16)
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert set(runs[0]) == {"dropped", "delivered"}
+    assert len(receiver.deliveries) == 2 * runs[0].count("delivered")
+
+
+def test_drop_rate_changes_at_run_time(hooked, receiver: Receiver) -> None:
+    jira = hooked("server")
+    assert jira.sim_post("/config", {"webhook_drop_rate": 1}).json()["webhook_drop_rate"] == 1
+    jira.create()
+    assert jira.sim_post("/config", {"webhook_drop_rate": 0}).status_code == 200
+    jira.create()
+    assert [d["state"] for d in flush(jira)["deliveries"]] == ["dropped", "delivered"]
+    assert len(receiver.deliveries) == 1
+    assert jira.sim_post("/config", {"webhook_drop_rate": 1.5}).status_code == 400
+
+
+def test_a_dropped_delivery_is_never_retried_and_others_still_are(hooked,
+                                                                 receiver: Receiver) -> None:
+    receiver.plan = [503]
+    jira = hooked("cloud", webhook_order="duplicate")
+    jira.sim_post("/webhooks/drop", {"count": 1})
+    jira.create()
+    jira.create()
+    deliveries = flush(jira)["deliveries"]
+    assert [(d["state"], d["copy"]) for d in deliveries] == [
+        ("dropped", 1), ("delivered", 1), ("delivered", 2)]
+    assert [a["status"] for a in deliveries[1]["attempts"]] == [503, 200]
+    assert all(b["issue"]["key"] == "DATA-2" for b in receiver.bodies())

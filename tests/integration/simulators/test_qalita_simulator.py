@@ -6,10 +6,10 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from jira_sync.publish import QALITA_EVENT_TASK, QALITA_QUEUE
 from jira_sync.qalita import QalitaClient
 from jira_sync.remote import AuthError, PermanentError, RateLimited, RetryPolicy, TransientError
 from jira_sync.simulators.qalita import QalitaSimulatorConfig, running_qalita_simulator
+from tests.support.processes import ServiceProcess, clean_env, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -85,9 +86,10 @@ def test_updating_an_issue_bumps_its_version(sim, client):
     client.update_issue(issue["id"], {"status": "resolved", "labels": ["x"],
                                       "assignee_email": "bo@example.com"})
     stored = client.get_issue(issue["id"])
-    assert stored["status"] == "resolved" and stored["labels"] == ["x"]
-    assert stored["assignee_email"] == "bo@example.com"
+    assert stored["status"] == "resolved" and stored["tags"] == ["x"]
+    assert stored["owner"] == {"email": "bo@example.com", "name": "Bo"}
     assert stored["version"] == issue["version"] + 1
+    assert not {"assignee_email", "labels"} & set(stored)
 
 
 def test_comments_round_trip(sim, client):
@@ -123,10 +125,100 @@ def test_calls_are_recorded_with_the_origin_on_writes(sim, client):
         ("PUT", f"/api/v2/issues/{issue['id']}", "jira-sync"),
     ]
     assert calls[1]["json"] == {"title": "new"} and calls[1]["status"] == 200
+    assert [c["changed"] for c in calls] == [None, True]
     assert calls[0]["authenticated"] is True and calls[0]["time"].endswith("Z")
     assert count(sim, "PUT", "/api/v2/issues/*") == 1
     control(sim, "POST", "/_sim/reset", expect=200)
     assert control(sim, "GET", "/_sim/calls") == [] and control(sim, "GET", "/_sim/issues") == []
+
+
+# Writes applied as QALITA applies them.
+
+def put(sim, issue_id: int, body: Any, origin: str = "jira-sync") -> requests.Response:
+    """A PUT sent raw, so a test chooses the body and the origin header."""
+    return requests.put(f"{sim.base_url}/api/v2/issues/{issue_id}", json=body, timeout=10,
+                        headers={"Authorization": "Bearer qalita-tok",
+                                 "X-Qalita-Origin": origin})
+
+
+def test_assignee_email_sets_the_owner(sim, client):
+    issue = new_issue(sim, owner={"email": "ana@example.com", "name": "Ana Lima"})
+    # QALITA learns people from the owners and comment authors its users set.
+    new_issue(sim, owner={"email": "ana@example.com", "name": "Ana"})
+    other = new_issue(sim, owner={"email": "eve@example.com", "name": "Eve"})
+    control(sim, "PATCH", f"/_sim/issues/{other['id']}",
+            {"owner": {"email": "cy@example.com", "name": "Cy"}}, expect=200)
+    control(sim, "POST", f"/_sim/issues/{issue['id']}/comments",
+            {"body": "hi", "author": {"email": "di@example.com", "name": "Di"}}, expect=201)
+
+    def owner_after(email: str | None) -> Any:
+        client.update_issue(issue["id"], {"assignee_email": email, "title": f"to {email}"})
+        return client.get_issue(issue["id"])["owner"]
+
+    # The same e-mail keeps the owner's own name, not the one the directory has for it.
+    assert owner_after("ana@example.com") == {"email": "ana@example.com", "name": "Ana Lima"}
+    assert owner_after("bo@example.com") == {"email": "bo@example.com", "name": "Bo"}
+    assert owner_after("cy@example.com") == {"email": "cy@example.com", "name": "Cy"}
+    assert owner_after("di@example.com") == {"email": "di@example.com", "name": "Di"}
+    assert owner_after("eve@example.com") == {"email": "eve@example.com", "name": "Eve"}
+    assert owner_after("zed@example.com") == {"email": "zed@example.com", "name": None}
+    assert owner_after(None) is None
+    shown = control(sim, "GET", f"/_sim/issues/{issue['id']}")
+    assert shown["owner"] is None and shown["title"] == "to None"
+    assert not {"assignee_email", "labels"} & set(shown)
+
+
+def test_labels_set_the_tags(sim, client):
+    issue = new_issue(sim, tags=["finance"])
+    client.update_issue(issue["id"], {"labels": ["finance", "triaged"]})
+    assert client.get_issue(issue["id"])["tags"] == ["finance", "triaged"]
+    client.update_issue(issue["id"], {"labels": []})
+    [listed] = client.list_issues(0, 10)
+    assert listed["tags"] == [] and "labels" not in listed
+
+
+def test_sim_refuses_the_put_only_keys(sim):
+    issue = new_issue(sim)
+    for key, field in (("assignee_email", "owner"), ("labels", "tags")):
+        answer = control(sim, "PATCH", f"/_sim/issues/{issue['id']}", {key: None}, expect=422)
+        assert answer["detail"][0]["loc"] == ["body", key]
+        assert repr(field) in answer["detail"][0]["msg"]
+    control(sim, "POST", "/_sim/issues", {"title": "t", "labels": ["x"]}, expect=422)
+
+
+def test_a_write_that_restates_qalita_changes_nothing(sim, client):
+    issue = new_issue(sim, owner={"email": "ana@example.com", "name": "Ana"}, tags=["a"])
+    same = {"status": "open", "title": issue["title"], "description": "",
+            "assignee_email": "ana@example.com", "labels": ["a"]}
+    assert put(sim, issue["id"], same).json() == issue
+    client.update_issue(issue["id"], {**same, "status": "active"})
+    assert client.get_issue(issue["id"])["version"] == issue["version"] + 1
+    comment_id = client.add_comment(issue["id"], "hello", "jira:1", "Bo")
+    before = control(sim, "GET", f"/_sim/issues/{issue['id']}")["comments"]
+    client.edit_comment(issue["id"], comment_id, "hello")
+    assert control(sim, "GET", f"/_sim/issues/{issue['id']}")["comments"] == before
+    client.edit_comment(issue["id"], comment_id, "hello again")
+    client.delete_comment(issue["id"], comment_id)
+    client.delete_comment(issue["id"], comment_id)  # 404: gone already, nothing changed
+    writes = [(c["method"], c["status"], c["changed"])
+              for c in control(sim, "GET", "/_sim/calls") if c["method"] != "GET"]
+    assert writes == [("PUT", 200, False), ("PUT", 200, True), ("POST", 201, True),
+                      ("PUT", 200, False), ("PUT", 200, True), ("DELETE", 204, True),
+                      ("DELETE", 404, False)]
+
+
+def test_a_write_that_fails_is_recorded_as_no_change(sim, client):
+    issue = new_issue(sim)
+    assert put(sim, issue["id"], {"status": "closed"}).status_code == 422
+    assert put(sim, 999, {"title": "t"}).status_code == 404
+    control(sim, "POST", "/_sim/faults", {"status": 500, "method": "PUT"}, expect=201)
+    control(sim, "POST", "/_sim/faults", {"status": 502, "method": "PUT", "applied": True},
+            expect=201)
+    assert put(sim, issue["id"], {"title": "once"}).status_code == 500
+    assert put(sim, issue["id"], {"title": "twice"}).status_code == 502
+    assert client.get_issue(issue["id"])["title"] == "twice"
+    assert [c["changed"] for c in control(sim, "GET", "/_sim/calls")] == [
+        False, False, False, True, None]
 
 
 # Errors, as the adapter sees them.
@@ -218,11 +310,13 @@ def assert_valid_event(event: dict[str, Any]) -> None:
     assert event["event_type"] in EVENT_TYPES
     assert len(event["event_id"]) == 36 and event["occurred_at"].endswith("Z")
     assert isinstance(event["issue"]["id"], int) and isinstance(event["issue"]["version"], int)
+    assert {"owner", "tags"} <= set(event["issue"])
+    assert not {"assignee_email", "labels"} & set(event["issue"])
     if event["event_type"] in ("issue.created", "issue.updated"):
         assert event["issue"]["title"] and event["issue"]["status"] in (
             "open", "active", "resolved", "muted", "ignored")
     if event["event_type"].startswith("issue.comment_"):
-        assert {"id", "body", "author", "created_at"} <= set(event["comment"])
+        assert {"id", "body", "author", "created_at", "external_id"} <= set(event["comment"])
     else:
         assert event["comment"] is None
 
@@ -262,20 +356,51 @@ def test_sim_changes_publish_events(broker_url):
     assert events[3]["comment"]["body"] == "fixed"
 
 
-def test_api_writes_publish_echo_events_when_asked(broker_url):
-    config = QalitaSimulatorConfig(broker_url=broker_url, publish_api_writes=True)
-    with running_qalita_simulator(config) as sim:
+def test_api_writes_publish_events_by_default(broker_url):
+    with running_qalita_simulator(QalitaSimulatorConfig(broker_url=broker_url)) as sim:
         issue = new_issue(sim)
         client = QalitaClient(sim.base_url, "qalita-tok", policy=FAST)
-        client.update_issue(issue["id"], {"status": "resolved"})
-        client.add_comment(issue["id"], "from Jira", "jira:5", "Bo")
+        client.update_issue(issue["id"], {"status": "resolved", "labels": ["x"],
+                                          "assignee_email": "bo@example.com"})
+        comment_id = client.add_comment(issue["id"], "from Jira", "jira:5", "Bo")
+        client.edit_comment(issue["id"], comment_id, "from Jira, edited")
+        client.delete_comment(issue["id"], comment_id)
+        assert put(sim, issue["id"], {"title": "by hand"}, origin="qalita-ui").status_code == 200
     events = queued_events(broker_url)
-    assert [e["event_type"] for e in events] == [
-        "issue.created", "issue.updated", "issue.comment_created"]
-    assert [e["origin"] for e in events] == ["qalita-sim", "jira-sync", "jira-sync"]
-    assert events[2]["comment"]["external_id"] == "jira:5"
+    assert [(e["event_type"], e["origin"], e["issue"]["version"]) for e in events] == [
+        ("issue.created", "qalita-sim", 1), ("issue.updated", "jira-sync", 2),
+        ("issue.comment_created", "jira-sync", 2), ("issue.comment_updated", "jira-sync", 2),
+        ("issue.comment_deleted", "jira-sync", 2), ("issue.updated", "qalita-ui", 3)]
     for event in events:
         assert_valid_event(event)
+    assert events[1]["issue"]["owner"] == {"email": "bo@example.com", "name": "Bo"}
+    assert events[1]["issue"]["tags"] == ["x"] and events[1]["issue"]["status"] == "resolved"
+    assert [e["comment"]["external_id"] for e in events[2:5]] == ["jira:5"] * 3
+    assert events[3]["comment"]["body"] == "from Jira, edited"
+    assert events[2]["comment"]["author"] == {"email": None, "name": "Bo"}
+
+
+def test_writes_that_change_nothing_publish_nothing(broker_url):
+    with running_qalita_simulator(QalitaSimulatorConfig(broker_url=broker_url)) as sim:
+        issue = new_issue(sim, tags=["a"])
+        client = QalitaClient(sim.base_url, "qalita-tok", policy=FAST)
+        client.update_issue(issue["id"], {"status": "open", "labels": ["a"],
+                                          "assignee_email": None})
+        comment_id = client.add_comment(issue["id"], "same", "jira:6", "Bo")
+        client.edit_comment(issue["id"], comment_id, "same")
+    assert [e["event_type"] for e in queued_events(broker_url)] == [
+        "issue.created", "issue.comment_created"]
+
+
+def test_api_events_can_be_switched_off(broker_url):
+    config = QalitaSimulatorConfig(broker_url=broker_url, publish_api_writes=False)
+    with running_qalita_simulator(config) as sim:
+        issue = new_issue(sim)
+        QalitaClient(sim.base_url, "qalita-tok", policy=FAST).update_issue(
+            issue["id"], {"status": "resolved"})
+        control(sim, "PATCH", f"/_sim/issues/{issue['id']}", {"status": "active"}, expect=200)
+    assert [(e["event_type"], e["origin"]) for e in queued_events(broker_url)] == [
+        ("issue.created", "qalita-sim"), ("issue.updated", "qalita-sim")]
 
 
 def test_without_a_broker_the_event_is_returned_unpublished(sim):
@@ -301,10 +426,26 @@ def test_sim_refuses_bad_values(sim):
 
 # The process.
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.mark.parametrize(("flags", "published"), [
+    ([], ["issue.created", "issue.updated"]),
+    (["--no-api-events"], ["issue.created"]),
+])
+def test_the_command_publishes_api_events_unless_told_not_to(tmp_path, broker_url, flags,
+                                                              published):
+    port = free_port()
+    process = ServiceProcess(
+        ["simulate", "qalita", "--port", str(port), "--broker-url", broker_url, *flags],
+        clean_env(), tmp_path / "qalita-sim.log")
+    try:
+        sim = SimpleNamespace(base_url=f"http://127.0.0.1:{port}")
+        process.wait_http(f"{sim.base_url}/_sim/calls")
+        issue = new_issue(sim)
+        QalitaClient(sim.base_url, "qalita-tok", policy=FAST).update_issue(
+            issue["id"], {"status": "resolved"})
+        assert [e["event_type"] for e in queued_events(broker_url)] == published
+        assert process.stop() == 0
+    finally:
+        process.kill()
 
 
 def test_serve_returns_cleanly_on_sigterm():
