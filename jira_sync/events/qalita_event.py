@@ -242,6 +242,19 @@ def parse_event(payload: Any) -> QalitaEvent:
         raise InvalidEvent(exc.normalized_messages()) from None
 
 
+_ISSUE = _IssueSchema()
+
+
+def parse_issue(payload: Any) -> IssueSnapshot:
+    """An issue as QALITA's API returns it (CONTRACT §5), validated like an event's."""
+    if not isinstance(payload, dict):
+        raise InvalidEvent({"issue": [f"an issue must be a JSON object, not {_kind(payload)}"]})
+    try:
+        return _ISSUE.load(payload)
+    except ValidationError as exc:
+        raise InvalidEvent({"issue": exc.normalized_messages()}) from None
+
+
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value

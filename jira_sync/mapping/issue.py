@@ -232,7 +232,9 @@ def _link(url: str, title: str | None = None) -> Text:
 
 # -- comments --------------------------------------------------------------------------------
 
-_COMMENT_MARKER = re.compile(r"\A[^\n]*?\[qalita-comment:(\d{1,19})\][ \t]*(?:\r?\n|\Z)")
+# Also as wiki markup shows it, where the brackets may come escaped (``\[``) or not.
+_COMMENT_MARKER = re.compile(
+    r"\A[^\n]*?\\?\[qalita-comment:(\d{1,19})\\?\][ \t]*(?:\r?\n|\Z)")
 _AUTHOR_BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
@@ -251,8 +253,9 @@ def comment_text(mapping: Mapping, comment_id: int, author: str | None, body: st
 
 
 def find_comment_marker(text: str | None) -> int | None:
-    """The QALITA comment id of a comment ``comment_text`` wrote; only the end of the first
-    line counts, so a marker quoted in a body or an author name is not taken for it."""
+    """The QALITA comment id of a comment ``comment_text`` wrote, in its plain text or its
+    wiki markup; only the end of the first line counts, so a marker quoted in a body or an
+    author name is not taken for it."""
     if not text:
         return None
     match = _COMMENT_MARKER.match(text)

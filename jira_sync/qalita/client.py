@@ -81,9 +81,9 @@ class QalitaClient:
                 return
             offset += page_size
 
-    def update_issue(self, issue_id: int, changes: Mapping[str, Any]) -> None:
+    def update_issue(self, issue_id: int, changes: Mapping[str, Any]) -> dict[str, Any] | None:
         """A partial PUT of the changed fields only, so a concurrent QALITA edit of another
-        field survives."""
+        field survives; returns the issue as QALITA answers it, when it does."""
         unknown = sorted(set(changes) - UPDATABLE_FIELDS)
         if unknown:
             raise ValueError(f"QALITA issues cannot be updated on {', '.join(unknown)}; "
@@ -91,7 +91,11 @@ class QalitaClient:
         if not changes:
             raise ValueError("an issue update needs at least one changed field")
         path = f"{_ISSUES}/{issue_id}"
-        self._check_body(self._request("PUT", path, body=dict(changes)), "PUT", path)
+        response = self._request("PUT", path, body=dict(changes))
+        self._check_body(response, "PUT", path)
+        answer = self._payload(response, f"QALITA PUT {path}") if response.content.strip() \
+            else None
+        return answer if isinstance(answer, dict) else None
 
     def add_comment(self, issue_id: int, body: str, external_id: str, author_name: str) -> int:
         """Post a comment and return QALITA's id for it.

@@ -12,11 +12,13 @@ dead-lettered on 400, 401 and 403; a QALITA 404 marks the lane ``gone``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
+from jira_sync.events.qalita_event import InvalidEvent, dump_issue, parse_issue
 from jira_sync.jira.client import JiraClient
 from jira_sync.mapping import Mapping
 from jira_sync.mapping.inbound import (
@@ -53,6 +55,9 @@ from jira_sync.sync.rendering import fingerprint
 from jira_sync.sync.state import C_DELETED, C_DELETING, C_PENDING, C_POSTED, FINAL_STATES, Due
 
 logger = logging.getLogger("jira_sync.inbound")
+# QALITA's fields whose change there must reach Jira (every field outbound renders from).
+QALITA_FIELDS = ("status", "title", "description", "owner", "tags", "severity", "dataset",
+                 "rule", "metric", "domain", "url", "evidence", "links")
 # A comment whose post may have reached QALITA (the answer was lost) waits this long for
 # QALITA's event about it before it is posted again: QALITA does not deduplicate comments.
 COMMENT_ECHO_WAIT_SECONDS = 60.0
@@ -123,84 +128,209 @@ def _sync(ctx: SyncContext, work: Work) -> None:
 
 # -- fields --------------------------------------------------------------------------------
 
+@dataclass
+class _Targets:
+    """What Jira's changed fields mean in QALITA's terms (computed once: it may ask Jira)."""
+
+    status: str | None = None
+    status_fields: list[str] = field(default_factory=list)
+    assignee: tuple[str | None, str | None] | None = None  # (Jira user, e-mail)
+    title: str | None = None
+    description: str | None = None
+    added: list[str] = field(default_factory=list)
+    removed: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Plan:
+    """The PUT that tells QALITA, and the bookkeeping that goes with it."""
+
+    changes: dict[str, Any] = field(default_factory=dict)
+    seen: dict[str, Any] = field(default_factory=dict)  # view entries dealt with
+    agreed: list[str] = field(default_factory=list)  # fields both sides now agree on
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    outbound_due: bool = False
+
+
 def _fields(ctx: SyncContext, client: JiraClient, qalita: QalitaClient, mapping: Mapping,
             work: Work) -> None:
-    """One partial PUT with every field a person changed in Jira and QALITA lacks."""
-    current: dict[str, Any] = (work.desired or {}).get("issue") or {}
-    changes: dict[str, Any] = {}
-    seen: dict[str, Any] = {}  # view entries this flush dealt with
-    won: list[str] = []  # fields where Jira's change beat QALITA's
-    view = work.view
+    """One partial PUT with every field a person changed in Jira and QALITA lacks.
 
-    def decide(field: str, value_changes: dict[str, Any], describe: str) -> None:
-        """Write ``value_changes`` unless QALITA already holds them or won a conflict."""
-        seen[field] = view[field]
-        verdict = winner(mapping, work, field)
-        if verdict == QALITA:
-            journal(ctx, work, "inbound", "conflict", f"{field}: both sides changed it; "
-                    f"QALITA's value is kept and Jira's ({describe}) will be overwritten")
-            _make_outbound_due(ctx, work)
-            return
-        if verdict == JIRA:
-            journal(ctx, work, "inbound", "conflict", f"{field}: both sides changed it; "
-                    f"Jira's later change ({describe}) overwrites QALITA's")
-            won.append(field)
-        changes.update(value_changes)
+    Planned against the last QALITA snapshot; when that plan writes, QALITA's issue is read
+    first and the plan made again against it: its tags get the additions and removals (never
+    a blind replace), and a value QALITA got meanwhile is not written again.
+    """
+    targets = _targets(ctx, client, mapping, work)
+    stored: dict[str, Any] = (work.desired or {}).get("issue") or {}
+    current = stored
+    plan = _plan(mapping, work, targets, current)
+    if plan.changes:
+        fresh = qalita.get_issue(work.qalita_issue_id)
+        if fresh is None:
+            raise NotFound(f"QALITA GET issue {work.qalita_issue_id}: gone", status=404)
+        current = _snapshot(fresh) or current
+        plan = _plan(mapping, work, targets, current)
+    for decision, message in plan.notes:
+        journal(ctx, work, "inbound", decision, message)
+    if plan.outbound_due:
+        _make_outbound_due(ctx, work)
+    after = _with_changes(current, plan.changes)
+    if plan.changes:
+        answer = _write(ctx, qalita, work, plan.changes)
+        after = _remember(ctx, work, stored, current, _snapshot(answer) if answer else None,
+                          after)
+    elif plan.seen:
+        journal(ctx, work, "inbound", "unchanged", f"QALITA issue {work.qalita_issue_id} "
+                f"already holds Jira's {', '.join(sorted(plan.seen))}")
+    if plan.agreed:
+        # Both sides now hold the same values: outbound's record of what Jira holds follows.
+        for name in plan.agreed:
+            adopt(ctx, client, mapping, work, name, after)
+        mark_synced(work, *plan.agreed)
+    settle(ctx, work.link_id, plan.seen)
 
+
+def _targets(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work) -> _Targets:
+    view, found = work.view, _Targets()
     if _dirty(view, "status") or _dirty(view, IGNORED):
-        target = _status(ctx, client, mapping, work)
-        field = "status" if _dirty(view, "status") else IGNORED
-        if _dirty(view, IGNORED) and _dirty(view, "status"):
-            seen[IGNORED] = view[IGNORED]
-        if target is None or same_status(mapping, current.get("status"), target):
-            seen[field] = view[field]
-        else:
-            decide(field, {"status": target}, target)
+        found.status = _status(ctx, client, mapping, work)
+        found.status_fields = [f for f in ("status", IGNORED) if _dirty(view, f)]
     if mapping.inbound["assignee"] and _dirty(view, "assignee"):
         ref = view["assignee"].get("v")
-        email = email_of(ctx, client, work.integration.id, ref) if ref else None
-        have = ((current.get("owner") or {}).get("email") or "").lower() or None
-        if ref and email is None:
-            journal(ctx, work, "inbound", "skipped", f"assignee {ref}: no e-mail known for "
-                    "this Jira user (hidden, or no such user); the QALITA owner is left as is")
-            seen["assignee"] = view["assignee"]
-        elif email == have:
-            seen["assignee"] = view["assignee"]
-        else:
-            decide("assignee", {"assignee_email": email}, email or "unassigned")
+        found.assignee = (ref, email_of(ctx, client, work.integration.id, ref) if ref else None)
     if mapping.inbound["title"] and _dirty(view, "summary"):
-        text = view["summary"].get("v") or ""
-        generated = work.want(mapping).summary
-        if not text or text_key(text) in (text_key(generated), text_key(current.get("title"))):
-            seen["summary"] = view["summary"]  # the template's, or already QALITA's
-        else:
-            decide("summary", {"title": text}, text)
+        found.title = view["summary"].get("v") or ""
     if mapping.inbound["description"] and _dirty(view, "description"):
-        text = ((view["description"].get("v") or {}).get("top") or "")
-        if text_key(text) == text_key(current.get("description")):
-            seen["description"] = view["description"]
-        else:
-            decide("description", {"description": text}, f"{len(text)} characters")
+        found.description = (view["description"].get("v") or {}).get("top") or ""
     if mapping.inbound["labels"] and "labels" in view:
         entry = view["labels"]
         have, base = set(entry.get("v") or []), set(entry.get("base") or [])
-        added = [t for t in sorted(have - base) if not is_managed_label(mapping, t)]
-        removed = {t for t in base - have if not is_managed_label(mapping, t)}
-        if added or removed:
-            tags = list(current.get("tags") or [])
-            merged = [t for t in tags if t not in removed] + [t for t in added if t not in tags]
-            seen["labels"] = entry
-            if merged != tags:
-                changes["labels"] = merged
-    if changes:
-        _write(ctx, qalita, work, changes)
-        mark_synced(work, *seen)
-        for field in won:
-            adopt(ctx, client, mapping, work, field)
-    elif seen:
-        journal(ctx, work, "inbound", "unchanged", f"QALITA issue {work.qalita_issue_id} "
-                f"already holds Jira's {', '.join(sorted(seen))}")
-    settle(ctx, work.link_id, seen)
+        found.added = [t for t in sorted(have - base) if not is_managed_label(mapping, t)]
+        found.removed = {t for t in base - have if not is_managed_label(mapping, t)}
+    return found
+
+
+def _plan(mapping: Mapping, work: Work, targets: _Targets, current: dict[str, Any]) -> _Plan:
+    plan, view = _Plan(), work.view
+
+    def decide(name: str, value_changes: dict[str, Any], describe: str) -> None:
+        """Write ``value_changes`` unless QALITA won a conflict over the field."""
+        plan.seen[name] = view[name]
+        verdict = winner(mapping, work, name)
+        if verdict == QALITA:
+            plan.notes.append(("conflict", f"{name}: both sides changed it; QALITA's value is "
+                               f"kept and Jira's ({describe}) will be overwritten"))
+            plan.outbound_due = True
+            return
+        if verdict == JIRA:
+            plan.notes.append(("conflict", f"{name}: both sides changed it; Jira's later "
+                               f"change ({describe}) overwrites QALITA's"))
+        plan.changes.update(value_changes)
+        plan.agreed.append(name)
+
+    def holds(name: str) -> None:
+        plan.seen[name] = view[name]
+        plan.agreed.append(name)
+
+    if targets.status_fields:
+        first, *others = targets.status_fields
+        if targets.status is None:
+            for name in targets.status_fields:
+                plan.seen[name] = view[name]
+        elif same_status(mapping, current.get("status"), targets.status):
+            for name in targets.status_fields:
+                holds(name)
+        else:
+            decide(first, {"status": targets.status}, targets.status)
+            if first in plan.agreed:
+                for name in others:
+                    holds(name)
+    if targets.assignee is not None:
+        ref, email = targets.assignee
+        have = ((current.get("owner") or {}).get("email") or "").lower() or None
+        if ref and email is None:
+            plan.notes.append(("skipped", f"assignee {ref}: no e-mail known for this Jira "
+                               "user (hidden, or no such user); the QALITA owner is left as is"))
+            plan.seen["assignee"] = view["assignee"]
+        elif email == have:
+            holds("assignee")
+        else:
+            decide("assignee", {"assignee_email": email}, email or "unassigned")
+    if targets.title is not None:
+        generated = work.want(mapping).summary
+        if not targets.title or text_key(targets.title) in (
+                text_key(generated), text_key(current.get("title"))):
+            holds("summary")  # the template's, or already QALITA's
+        else:
+            decide("summary", {"title": targets.title}, targets.title)
+    if targets.description is not None:
+        if text_key(targets.description) == text_key(current.get("description")):
+            holds("description")
+        else:
+            decide("description", {"description": targets.description},
+                   f"{len(targets.description)} characters")
+    if targets.added or targets.removed:
+        tags = list(current.get("tags") or [])
+        merged = [t for t in tags if t not in targets.removed] + \
+            [t for t in targets.added if t not in tags]
+        holds("labels")
+        if merged != tags:
+            plan.changes["labels"] = merged
+    return plan
+
+
+def _snapshot(issue: dict[str, Any]) -> dict[str, Any] | None:
+    """QALITA's answer as the stored snapshot; None when it is not an issue we can read."""
+    try:
+        return dump_issue(parse_issue(issue))
+    except InvalidEvent:
+        return None
+
+
+def _remember(ctx: SyncContext, work: Work, stored: dict[str, Any], fresh: dict[str, Any],
+              answer: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+    """What was written is QALITA's state now, before its event comes back: an outbound flush
+    in between must not put QALITA's older values back into Jira.
+
+    QALITA's answer carries its new version, which makes the events still in flight stale; so
+    what QALITA changed itself since the stored snapshot (read just before the write) is
+    taken from here, and outbound is made due to carry it to Jira. Without an answer, the
+    snapshot is updated in place, unless a newer one came in meanwhile.
+    """
+    now = utcnow()
+    drift = [name for name in QALITA_FIELDS if fresh.get(name) != stored.get(name)]
+    with ctx.database.unit_of_work() as session:
+        link = session.scalars(select(IssueLink).where(IssueLink.id == work.link_id)
+                               .with_for_update()).one_or_none()
+        if link is None or link.desired is None:
+            return after
+        if answer is not None and answer.get("version", 0) > link.desired_version:
+            after, link.desired_version = answer, answer["version"]
+        elif link.desired_version != work.desired_version:
+            return after  # a newer snapshot came in: it tells what QALITA holds
+        changed = {**(link.desired.get("changed") or {}),
+                   **dict.fromkeys(drift, now.isoformat())}
+        link.desired = {**link.desired, "issue": after, "changed": changed}
+        if drift:
+            link.due_at = link.due_at or now
+            work.outbound_due = True
+    work.desired = {**(work.desired or {}), "issue": after}
+    return after
+
+
+def _with_changes(issue: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """QALITA's issue as it is once ``changes`` (a PUT body) are applied."""
+    after = {**issue, **{k: v for k, v in changes.items()
+                         if k in ("status", "title", "description")}}
+    if "labels" in changes:
+        after["tags"] = changes["labels"]
+    if "assignee_email" in changes:
+        email = changes["assignee_email"]
+        owner = issue.get("owner") or {}
+        after["owner"] = None if email is None else (
+            owner if (owner.get("email") or "").lower() == email else {"email": email,
+                                                                       "name": None})
+    return after
 
 
 def _dirty(view: dict[str, Any], field: str) -> bool:
@@ -230,18 +360,20 @@ def _status(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work) 
     return qalita_status(mapping, category, value.get("name"), ignored)
 
 
-def _write(ctx: SyncContext, qalita: QalitaClient, work: Work, changes: dict[str, Any]) -> None:
+def _write(ctx: SyncContext, qalita: QalitaClient, work: Work,
+           changes: dict[str, Any]) -> dict[str, Any] | None:
     """The PUT, recorded first as pending writes so QALITA's event for it is an echo."""
     work.request = changes
     with ctx.database.unit_of_work() as session:
         echoes.expect(session, work.link_id, echoes.QALITA, changes.items(),
                       ctx.timings.echo_ttl_seconds)
     renew(ctx, work)
-    qalita.update_issue(work.qalita_issue_id, changes)
+    answer = qalita.update_issue(work.qalita_issue_id, changes)
     shown = {k: (normalize(v)[:80] if isinstance(v, str) else v) for k, v in changes.items()}
     journal(ctx, work, "inbound", "applied", f"wrote {', '.join(sorted(changes))} to QALITA "
             f"issue {work.qalita_issue_id} from {work.jira_issue_key}", changes=shown)
     save_progress(ctx, work)
+    return answer
 
 
 def _make_outbound_due(ctx: SyncContext, work: Work) -> None:

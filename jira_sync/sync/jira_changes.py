@@ -184,7 +184,6 @@ class Batch:
                 self.touched[link.id] = link
             row.state, row.processed_at = PROCESSED, utcnow()
         expected.close()
-        write(self.session, self.notes)
         return self.schedule()
 
     def _integration(self, integration_id: int | None) -> Integration | None:
@@ -447,6 +446,8 @@ class Fold:
 
     def _apply(self, change: Change) -> bool:
         current = self.view.get(change.field) or {}
+        if change.field == "labels":
+            return self._apply_labels(change, current)
         if _older(change, current):
             # Stale, but an echo still uses up its entry: left, it would swallow a person's
             # later change to the same value.
@@ -454,8 +455,6 @@ class Fold:
             self.note("stale", f"{change.field} of {self.link.jira_issue_key}: Jira's change "
                       f"{change.cl} is older than what is already known")
             return False
-        if change.field == "labels":
-            return self._apply_labels(change, current)
         if self._consume(change):
             self.view[change.field] = _entry(change, dirty=False)
             self.note("echo", f"{change.field} of {self.link.jira_issue_key}: the echo of "
@@ -480,20 +479,36 @@ class Fold:
         return self.expected.consume(self.link.id, change.field, change.echo_value)
 
     def _apply_labels(self, change: Change, current: dict[str, Any]) -> bool:
-        """Labels are a set: the newest one seen is Jira's, and what QALITA must be told is
-        its difference from the set both sides last agreed on (``base``), so deliveries in
-        any order end the same. Each addition or removal is an echo of its own, or a
-        person's."""
-        people = [op for op in change.echo_value
-                  if not self.expected.consume(self.link.id, "labels", op)]
+        """Labels are a set whose members change one by one, and people and jira-sync change
+        different members at once: each addition or removal is ordered on its own label
+        (the newest change of a label wins, whatever order deliveries come in), and is an
+        echo of jira-sync's own write or a person's. What QALITA must be told is the set's
+        difference from the one both sides last agreed on (``base``)."""
+        have = set(current.get("v") or _before(change))
         base = current.get("base")
         if base is None:  # first seen: what it changed from is what was agreed
-            base = sorted(set(current.get("v") or []) or _before(change))
-        self.view["labels"] = {**_entry(change, dirty=False), "base": base}
+            base = sorted(have)
+        ordered = dict(current.get("ops") or {})
+        people, stale = [], []
+        for op in change.echo_value:
+            sign, label = op[0], op[1:]
+            echo = self.expected.consume(self.link.id, "labels", op)
+            if _older(change, ordered.get(label) or {}):
+                stale.append(op)
+                continue
+            (have.add if sign == "+" else have.discard)(label)
+            ordered[label] = {"cl": change.cl, "at": change.at.astimezone(UTC).isoformat()}
+            if not echo:
+                people.append(op)
+        self.view["labels"] = {**_entry(change, dirty=False), "v": sorted(have), "base": base,
+                               "ops": ordered}
         if people:
             self.note("accepted", f"labels of {self.link.jira_issue_key} changed in Jira: "
                       f"{' '.join(people)}", changelog=change.cl)
-        elif change.echo_value:
+        if stale:
+            self.note("stale", f"labels of {self.link.jira_issue_key}: {' '.join(stale)} is "
+                      "older than what is already known of those labels")
+        if not people and not stale and change.echo_value:
             self.note("echo", f"labels of {self.link.jira_issue_key}: the echo of jira-sync's "
                       "own write; nothing to write back")
         return bool(people)
@@ -505,7 +520,9 @@ class Fold:
             self.note("ignored", f"comment {comment.id}: its issue was deleted")
             return False
         text = jira_text(comment.body)
-        posted_for = find_comment_marker(text)
+        # In the markup: read as wiki, an unescaped marker would be taken for a link.
+        posted_for = find_comment_marker(comment.body if isinstance(comment.body, str)
+                                         else text)
         if posted_for is not None:
             return self._own_comment(kind, comment, posted_for)
         if not self.mapping.inbound["comments"]:
@@ -621,19 +638,22 @@ def record_write(ctx: SyncContext, link_id: int, at: datetime, values: dict[str,
         if link is None:
             return
         view = {field: dict(entry) for field, entry in (link.jira_view or {}).items()}
-        written = Change("", None, None, None, at)
         for field, value in values.items():
             current = view.get(field) or {}
             if not _newer_than(current, at):
                 view[field] = _entry(Change(field, value, None, None, at), dirty=False)
         current = view.get("labels")
-        if labels and current is not None and not _newer_than(current, at):
+        if labels and current is not None:
             sets = {key: set(current.get(key) or []) for key in ("v", "base")}
+            ordered = dict(current.get("ops") or {})
             for op in labels:
+                if _newer_than(ordered.get(op[1:]) or {}, at):
+                    continue  # a person changed that label since: their change stands
                 for kept in sets.values():
                     (kept.add if op[0] == "+" else kept.discard)(op[1:])
-            view["labels"] = {**_entry(written, dirty=False),
-                              **{key: sorted(kept) for key, kept in sets.items()}}
+                ordered[op[1:]] = {"cl": None, "at": at.astimezone(UTC).isoformat()}
+            view["labels"] = {**current, **{key: sorted(kept) for key, kept in sets.items()},
+                              "ops": ordered}
         link.jira_view = view
 
 

@@ -12,16 +12,24 @@ parked, dead-lettered, blocked) are ``outcomes``'s.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from jira_sync.events.qalita_event import load_issue
 from jira_sync.jira.client import JiraClient
 from jira_sync.jira.workflow import WorkflowBlocked, move_to_category
-from jira_sync.mapping import DesiredIssue, Mapping
-from jira_sync.mapping.inbound import description_text, jira_text, normalize, text_key
+from jira_sync.mapping import DesiredIssue, Mapping, desired_issue
+from jira_sync.mapping.inbound import (
+    description_text,
+    is_managed_label,
+    jira_text,
+    normalize,
+    text_key,
+)
 from jira_sync.remote import NotFound, PermanentError, TransientError
 from jira_sync.render import from_text
 from jira_sync.store.models import CommentLink, Integration, IssueLink
@@ -164,47 +172,21 @@ def _sync_existing(ctx: SyncContext, work: Work) -> None:
 
 def update_issue(ctx: SyncContext, client: JiraClient, mapping: Mapping,
                  work: Work) -> DesiredIssue:
-    """One edit for whatever changed among fields and labels, and what Jira lacks of it."""
+    """One edit for whatever changed among fields and labels, and what Jira lacks of it.
+
+    Planned against the link's view of Jira; an edit is planned again against the issue as
+    Jira shows it right before, so a value a person set meanwhile (still on its way as a
+    webhook) is not written again.
+    """
     want = work.want(mapping)
     issue = work.jira_issue_id
     assert issue is not None
-    fields: dict[str, Any] = {}
-    written = dict(work.written)
-    sent: list[tuple[str, object]] = []  # what the echoes will carry
-    edits = _Edits(ctx, mapping, work, written)
-    summary_print = fingerprint(want.summary)
-    if edits.wanted("summary", summary_print != written.get("summary"),
-                    text_key(_view(work, "summary")) == text_key(want.summary)
-                    if _view(work, "summary") is not None else False, summary_print):
-        fields["summary"], written["summary"] = want.summary, summary_print
-        sent.append(("summary", want.summary))
-    description = rich_text(client, want.description)
-    text = jira_text(description)
-    seen_text = (_view(work, "description") or {}).get("text")
-    if edits.wanted("description", fingerprint(description) != written.get("description"),
-                    seen_text is not None and text_key(seen_text) == text_key(text),
-                    fingerprint(description)):
-        fields["description"], written["description"] = description, fingerprint(description)
-        sent.append(("description", text))
-    if want.priority and want.priority != written.get("priority"):
-        fields["priority"], written["priority"] = {"name": want.priority}, want.priority
-    components = sorted(want.components)
-    if components != written.get("components", []):
-        fields["components"] = [{"name": name} for name in components]
-        written["components"] = components
-    ref = None
-    if want.assignee_email and want.assignee_email != written.get("assignee"):
-        user = resolve_user(ctx, client, work.integration.id, want.assignee_email)
-        ref = user and (user.get("accountId") if client.is_cloud else user.get("name"))
-        # An unresolvable owner never clears an existing assignee.
-        if user is not None and edits.wanted(
-                "assignee", True, "assignee" in work.view and _view(work, "assignee") == ref,
-                want.assignee_email):
-            fields["assignee"], written["assignee"] = client.user_ref(user), want.assignee_email
-            sent.append(("assignee", ref))
-    operations = _label_operations(mapping, work, want, edits)
-    sent += [("labels", f"{'+' if 'add' in op else '-'}{next(iter(op.values()))}")
-             for op in operations]
+    edit = _plan_edit(ctx, client, mapping, work, want, work.view)
+    if edit.fields or edit.operations:
+        shown = client.get_issue(issue, fields=("summary", "description", "labels", "assignee"))
+        edit = _plan_edit(ctx, client, mapping, work, want, _overlay(work.view, shown))
+    fields, operations, sent, written, edits = (edit.fields, edit.operations, edit.sent,
+                                                edit.written, edit.edits)
     if fields or operations:
         _expect(ctx, work, sent)
         renew(ctx, work)
@@ -223,15 +205,16 @@ def update_issue(ctx: SyncContext, client: JiraClient, mapping: Mapping,
         work.written = written
         work.managed_labels = sorted(set(want.labels) | {work.marker})
         record_write(ctx, work.link_id, sent_at, {
-            field: value for field, value in (
+            name: value for name, value in (
                 ("summary", normalize(want.summary)),
-                ("description", {"text": normalize(text), "top": description_text(description)}),
-                ("assignee", fields.get("assignee") and ref),
-            ) if field in fields}, [value for field, value in sent if field == "labels"])
+                ("description", {"text": normalize(edit.text),
+                                 "top": description_text(edit.description)}),
+                ("assignee", fields.get("assignee") and edit.ref),
+            ) if name in fields}, [value for name, value in sent if name == "labels"])
+        ignored_sent = {("labels", f"{sign}{mapping.ignored_label}") for sign in "+-"} & set(sent)
         mark_synced(work, *edits.synced, *(f for f in ("summary", "description", "assignee")
                                              if f in fields),
-                    *(["ignored"] if ("labels", f"+{mapping.ignored_label}") in sent
-                      or ("labels", f"-{mapping.ignored_label}") in sent else []))
+                    *(["ignored"] if ignored_sent else []))
         journal(ctx, work, "edit", "applied",
                 f"edited {work.jira_issue_key}: {', '.join(sorted(fields)) or 'labels'}"
                 + (f" (labels {len(operations)} changes)" if operations and fields else ""))
@@ -246,16 +229,92 @@ def update_issue(ctx: SyncContext, client: JiraClient, mapping: Mapping,
     return want
 
 
+@dataclass
+class _Edit:
+    """One planned edit: fields, label operations, and what their echoes will carry."""
+
+    fields: dict[str, Any]
+    operations: list[dict[str, str]]
+    sent: list[tuple[str, object]]
+    written: dict[str, Any]
+    edits: _Edits
+    description: Any
+    text: str
+    ref: str | None
+
+
+def _plan_edit(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work,
+               want: DesiredIssue, view: dict[str, Any]) -> _Edit:
+    fields: dict[str, Any] = {}
+    written = dict(work.written)
+    sent: list[tuple[str, object]] = []
+    edits = _Edits(ctx, mapping, work, written, view)
+    summary_print = fingerprint(want.summary)
+    seen_summary = _value(view, "summary")
+    if edits.wanted("summary", summary_print != written.get("summary"),
+                    seen_summary is not None and text_key(seen_summary) == text_key(
+                        want.summary), summary_print):
+        fields["summary"], written["summary"] = want.summary, summary_print
+        sent.append(("summary", want.summary))
+    description = rich_text(client, want.description)
+    text = jira_text(description)
+    seen_text = (_value(view, "description") or {}).get("text")
+    if edits.wanted("description", fingerprint(description) != written.get("description"),
+                    seen_text is not None and text_key(seen_text) == text_key(text),
+                    fingerprint(description)):
+        fields["description"], written["description"] = description, fingerprint(description)
+        sent.append(("description", text))
+    if want.priority and want.priority != written.get("priority"):
+        fields["priority"], written["priority"] = {"name": want.priority}, want.priority
+    components = sorted(want.components)
+    if components != written.get("components", []):
+        fields["components"] = [{"name": name} for name in components]
+        written["components"] = components
+    ref = None
+    if want.assignee_email and want.assignee_email != written.get("assignee"):
+        user = resolve_user(ctx, client, work.integration.id, want.assignee_email)
+        ref = user and (user.get("accountId") if client.is_cloud else user.get("name"))
+        # An unresolvable owner never clears an existing assignee.
+        if user is not None and edits.wanted(
+                "assignee", True, "assignee" in view and _value(view, "assignee") == ref,
+                want.assignee_email):
+            fields["assignee"], written["assignee"] = client.user_ref(user), want.assignee_email
+            sent.append(("assignee", ref))
+    operations = _label_operations(mapping, work, want, edits, view)
+    sent += [("labels", f"{'+' if 'add' in op else '-'}{next(iter(op.values()))}")
+             for op in operations]
+    return _Edit(fields, operations, sent, written, edits, description, text, ref)
+
+
+def _overlay(view: dict[str, Any], shown: dict[str, Any]) -> dict[str, Any]:
+    """The view with the values Jira shows now (read just before an edit)."""
+    fields = shown.get("fields") or {}
+    overlay = {name: dict(entry) for name, entry in view.items()}
+    assignee = fields.get("assignee") or {}
+    values = {"summary": normalize(fields.get("summary")),
+              "description": {"text": normalize(jira_text(fields.get("description"))),
+                              "top": description_text(fields.get("description"))},
+              "labels": sorted(fields.get("labels") or []),
+              "assignee": assignee.get("accountId") or assignee.get("name")}
+    for name, value in values.items():
+        if name in fields:
+            overlay[name] = {**overlay.get(name, {}), "v": value}
+    return overlay
+
+
 class _Edits:
     """Whether each changed field is written: not when Jira already holds it (a person made
     the same change), nor when Jira's own later change wins the conflict (QALITA is told of
-    it instead); a conflict QALITA wins drops Jira's pending change."""
+    it instead); a conflict QALITA wins drops Jira's pending change. What it decides is
+    logged and done at ``close``, so a plan made again leaves no trace."""
 
     def __init__(self, ctx: SyncContext, mapping: Mapping, work: Work,
-                 written: dict[str, Any]) -> None:
+                 written: dict[str, Any], view: dict[str, Any]) -> None:
         self.ctx, self.mapping, self.work, self.written = ctx, mapping, work, written
+        self.view = view
         self.synced: list[str] = []
         self.dropped: dict[str, Any] = {}
+        self.notes: list[str] = []
         self.adopted = False
 
     def wanted(self, field: str, changed: bool, in_jira: bool, adopted_value: Any) -> bool:
@@ -263,11 +322,11 @@ class _Edits:
             return False
         verdict = winner(self.mapping, self.work, field)
         if verdict == JIRA:
-            journal(self.ctx, self.work, "edit", "conflict", f"{field}: both sides changed it; "
-                    "Jira's later change is kept and goes to QALITA")
+            self.notes.append(f"{field}: both sides changed it; Jira's later change is kept "
+                              "and goes to QALITA")
         elif verdict == QALITA:
-            journal(self.ctx, self.work, "edit", "conflict", f"{field}: both sides changed it; "
-                    "QALITA's value overwrites Jira's")
+            self.notes.append(f"{field}: both sides changed it; QALITA's value overwrites "
+                              "Jira's")
             self.dropped[field] = self.work.view[field]
         if verdict == JIRA or (in_jira and verdict is None):
             self._adopt(field, adopted_value)
@@ -283,19 +342,34 @@ class _Edits:
         self.adopted = True
 
     def close(self) -> None:
+        for note in self.notes:
+            journal(self.ctx, self.work, "edit", "conflict", note)
         settle(self.ctx, self.work.link_id, self.dropped)
 
 
-def _label_operations(mapping: Mapping, work: Work, want: DesiredIssue,
-                      edits: _Edits) -> list[dict[str, str]]:
+def _label_operations(mapping: Mapping, work: Work, want: DesiredIssue, edits: _Edits,
+                      view: dict[str, Any]) -> list[dict[str, str]]:
     """Add what is wanted, remove only what jira-sync wrote (never the marker), and leave out
-    what Jira's labels already show."""
+    what Jira's labels already show.
+
+    Tags shown as labels (``tag_labels``) are one set on two sides: Jira's own labels are
+    made QALITA's tags, except where a person's change in Jira is still on its way to
+    QALITA (the view's labels against the set both sides last agreed on).
+    """
+    entry = view.get("labels") or {}
+    have = set(entry["v"]) if entry.get("v") is not None else None
     wanted, managed = set(want.labels), set(work.managed_labels)
-    labels = (work.view.get("labels") or {}).get("v")
-    have = set(labels) if labels is not None else None
+    pairs = [*((x, True) for x in sorted(wanted - managed)),
+             *((x, False) for x in sorted(managed - wanted - {work.marker}))]
+    if mapping.tag_labels and have is not None:
+        base = set(entry.get("base") or [])
+        pairs = [(x, add) for x, add in pairs if is_managed_label(mapping, x)]
+        tags = {x for x in wanted if not is_managed_label(mapping, x)}
+        people = {x for x in have if not is_managed_label(mapping, x)}
+        pairs += [(x, True) for x in sorted(tags - have - (base - have))]
+        pairs += [(x, False) for x in sorted(people - tags - (have - base))]
     operations = []
-    for label, add in [*((x, True) for x in sorted(wanted - managed)),
-                       *((x, False) for x in sorted(managed - wanted - {work.marker}))]:
+    for label, add in pairs:
         in_jira = have is not None and (label in have) == add
         if label == mapping.ignored_label:
             if not edits.wanted("ignored", True, in_jira, None):
@@ -307,8 +381,8 @@ def _label_operations(mapping: Mapping, work: Work, want: DesiredIssue,
     return operations
 
 
-def _view(work: Work, field: str) -> Any:
-    return (work.view.get(field) or {}).get("v")
+def _value(view: dict[str, Any], field: str) -> Any:
+    return (view.get(field) or {}).get("v")
 
 
 def _expect(ctx: SyncContext, work: Work, sent: list[tuple[str, object]]) -> None:
@@ -319,13 +393,15 @@ def _expect(ctx: SyncContext, work: Work, sent: list[tuple[str, object]]) -> Non
         echoes.expect(session, work.link_id, echoes.JIRA, sent, ctx.timings.echo_ttl_seconds)
 
 
-def adopt(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work,
-          field: str) -> None:
-    """Jira's change of ``field`` beat QALITA's: outbound must not write QALITA's older value,
-    so it is recorded as written (QALITA's echo of Jira's value then finds Jira holding it)."""
-    want = work.want(mapping)
+def adopt(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work, field: str,
+          issue: dict[str, Any]) -> None:
+    """Jira holds what QALITA's ``issue`` says for ``field`` (it came from Jira, or Jira's
+    change won): record that as written, so outbound writes the field again only once QALITA
+    changes what it renders to."""
+    want = desired_issue(mapping, load_issue(issue), work.tenant)
     if field == "status":
-        work.written = {**work.written, "status": want.status_category}
+        seen = (_value(work.view, "status") or {}).get("category")
+        work.written = {**work.written, "status": seen or want.status_category}
     elif field == "summary":
         work.written = {**work.written, "summary": fingerprint(want.summary)}
     elif field == "description":
@@ -334,11 +410,9 @@ def adopt(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work,
     elif field == "assignee":
         work.written = {**work.written, "assignee": want.assignee_email}
     elif field == "ignored":
-        labels = set(work.managed_labels)
-        labels = labels | {mapping.ignored_label} if want.ignored \
-            else labels - {mapping.ignored_label}
-        work.managed_labels = sorted(labels)
-    mark_synced(work, field)
+        managed = set(work.managed_labels) - {mapping.ignored_label}
+        work.managed_labels = sorted(managed | ({mapping.ignored_label} if want.ignored
+                                                else set()) | {work.marker})
 
 
 def move_status(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work,
@@ -346,14 +420,15 @@ def move_status(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Wo
     if category is None or category == work.written.get("status"):
         return
     assert work.jira_issue_id is not None
-    edits = _Edits(ctx, mapping, work, dict(work.written))
-    seen = (_view(work, "status") or {}).get("category")
-    if not edits.wanted("status", True, seen == category, category):
+    edits = _Edits(ctx, mapping, work, dict(work.written), work.view)
+    seen = (_value(work.view, "status") or {}).get("category")
+    wanted = edits.wanted("status", True, seen == category, category)
+    edits.close()
+    if not wanted:
         work.written = {**edits.written}
         mark_synced(work, *edits.synced)
         save_progress(ctx, work)
         return
-    edits.close()
 
     def before_hop(to: Any) -> None:
         renew(ctx, work)

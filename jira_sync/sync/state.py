@@ -146,6 +146,12 @@ def _apply_issue(integration: Integration, mappings: MappingSet, link: IssueLink
             version == link.desired_version and link.desired is not None
             and (current.get("deleted") or not deleted)):
         decision = "stale" if version < link.desired_version else "duplicate"
+        if decision == "duplicate" and not deleted:
+            # QALITA's answer to an inbound write already gave this version: its event is
+            # that write's echo, and uses up what it matches.
+            known = dump_issue(event.issue)
+            for field, key in WRITTEN_BACK.items():
+                expected.consume(link.id, key, _shown(known, field))
         notes.append(entry(integration.id, event.event_type, decision,
                            f"QALITA issue {event.issue.id} version {version}: already have "
                            f"version {link.desired_version}", link_id=link.id,
@@ -156,12 +162,13 @@ def _apply_issue(integration: Integration, mappings: MappingSet, link: IssueLink
     changed = dict(current.get("changed") or {})
     echoed, real = [], []
     for field, key in WRITTEN_BACK.items():
-        if before is not None and _shown(before, field) == _shown(issue, field):
-            continue
+        same = before is not None and _shown(before, field) == _shown(issue, field)
+        # Matched even when unchanged: the inbound flush records its write as QALITA's state
+        # before the event about it comes back.
         if before is not None and not deleted and expected.consume(link.id, key,
                                                                    _shown(issue, field)):
             echoed.append(field)
-        else:
+        elif not same:
             real.append(field)
             changed[field] = event.occurred_at.isoformat()
     link.desired = {"issue": issue, "deleted": deleted, "changed": changed}

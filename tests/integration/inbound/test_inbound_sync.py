@@ -280,3 +280,50 @@ def test_deliveries_in_any_order_end_in_the_same_state(make):
     for issue in issues:
         seen = sync.qalita_issue(issue["id"])
         assert (seen["status"], seen["tags"]) == ("open", ["b"]), seen
+
+
+def sim_act(sync, path: str, body: dict | None = None, method: str = "POST"):
+    import requests
+    response = requests.request(method, f"{sync.jira.base_url}/_sim/issues/{path}",
+                                json=body, timeout=10)
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+def test_a_moved_issue_is_followed_by_its_id(make, database):
+    from sqlalchemy import select
+
+    from jira_sync.store.models import IssueLink
+    sync = make()
+    issue = sync.qalita_new()
+    sync.settle()
+    first = sync.jira_issue_of(issue["id"])
+    sim_act(sync, f"{first['key']}/move", {"as": "bo@example.com", "project": "OPS"})
+    sync.settle()
+    with database.unit_of_work() as session:
+        link = session.scalars(select(IssueLink)).one()
+    assert (link.jira_issue_id, link.jira_issue_key, link.jira_project_key) == (
+        first["id"], "OPS-1", "OPS")
+    sim_act(sync, "OPS-1/transition", {"as": "bo@example.com", "status": "In Progress"})
+    sync.qalita_change(issue["id"], title="Moved and renamed", dataset=None)
+    sync.settle()
+    assert sync.qalita_issue(issue["id"])["status"] == "active"
+    assert sync.jira_issue_of(issue["id"])["summary"] == "Moved and renamed"
+    assert sync.jira_issue_of(issue["id"])["key"] == "OPS-1"
+
+
+def test_comment_deliveries_that_follow_a_deletion_are_ignored(make):
+    sync = make(mapping={"on_jira_delete": "tombstone"})
+    issue = sync.qalita_new()
+    sync.settle()
+    key = sync.jira_issue_of(issue["id"])["key"]
+    sim_act(sync, f"{key}/comments", {"as": "bo@example.com", "body": "one"})
+    sim_act(sync, f"{key}/comments", {"as": "bo@example.com", "body": "two"})
+    sync.settle()
+    assert len(sync.qalita_issue(issue["id"])["comments"]) == 2
+    sim_act(sync, f"{key}?as=bo@example.com", method="DELETE")
+    sync.settle()
+    comments = sync.qalita_issue(issue["id"])["comments"]
+    # The two comments stay; one more says the Jira issue is gone.
+    assert [c["body"] for c in comments][:2] == ["one", "two"] and len(comments) == 3
+    assert [w["method"] for w in sync.qalita_writes()] == ["POST", "POST", "POST"]
