@@ -15,6 +15,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import secrets as token_source
 import threading
 import time
@@ -53,6 +54,7 @@ DIGESTS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib
 REFRESH_SECONDS = 2.0
 MISS_REFRESH_SECONDS = 0.5
 MAX_IDENTIFIER = 200
+_PRINTABLE = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDENTIFIER}}}")
 SWEEP_BATCH = 1000
 TOKEN_URL_PATH = "/api/v2/integrations/jira/webhook/"
 UNSIGNED_HINT = ("for a Jira that cannot sign its webhooks, deliver to the integration's "
@@ -298,7 +300,9 @@ def store(session: Session, targets: Sequence[Target], payload: dict[str, Any],
     """One inbox row per integration, unique on Jira's delivery identifier (else the body's
     hash); returns the ids of the rows that are new."""
     identifier = (headers.get(IDENTIFIER_HEADER) or "").strip()
-    if not identifier or len(identifier) > MAX_IDENTIFIER:
+    if not _PRINTABLE.fullmatch(identifier):
+        # Jira's identifiers are UUIDs; anything else (too long, control characters) is kept
+        # as its hash, and no identifier at all as the body's.
         source = identifier.encode("utf-8", "replace") if identifier else body
         identifier = "sha256:" + hashlib.sha256(source).hexdigest()
     kept = {name: headers[name][:MAX_IDENTIFIER] for name in KEPT_HEADERS if headers.get(name)}

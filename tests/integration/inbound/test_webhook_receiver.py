@@ -3,7 +3,6 @@ deliver (signature, token URL, allowlist), what is stored, and the answers Jira 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -13,18 +12,15 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from config.settings import load
 from jira_sync.crypto import SecretBox
 from jira_sync.deliveries import new_token
-from jira_sync.integrations import upsert_from_env
 from jira_sync.store.models import InboxEvent, Integration
+from tests.integration.inbound.conftest import SECRET
 from tests.support.processes import closed_port
-from tests.support.sync import bootstrap
-from webhook_app import create_app
 
 pytestmark = pytest.mark.integration
 PATH = "/api/v2/integrations/jira/webhook"
-SECRET = "It's a Secret to Everybody"
+
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "jira" / "webhooks"
 
 
@@ -37,38 +33,6 @@ def delivery(issue_id: str = "10001", host: str = "acme.atlassian.net", **extra)
             "issue": {"id": issue_id, "key": "DATA-1",
                       "self": f"https://{host}/rest/api/2/issue/{issue_id}", "fields": {}},
             "changelog": {"id": "10100", "items": []}, **extra}
-
-
-@pytest.fixture
-def integrations(database, secret_key):
-    """Make integrations as the environment bootstrap does; returns their ids."""
-    box = SecretBox((secret_key,))
-
-    def make(tenant: str = "default", *, secret: str | None = SECRET,
-             base_url: str = "https://acme.atlassian.net", allowlist=None) -> int:
-        described = bootstrap(base_url, "cloud", tenant=tenant)
-        secrets = {**described.secrets, **({"webhook_secret": secret} if secret else {})}
-        described = dataclasses.replace(described, secrets=secrets, ip_allowlist=allowlist)
-        with database.unit_of_work() as session:
-            return upsert_from_env(session, described, box).id
-
-    return make
-
-
-@pytest.fixture
-def make_client(secret_key, broker_url, postgres_url):
-    apps = []
-
-    def make(database_url: str = postgres_url, **extra: str):
-        env = {"JIRA_SYNC_DATABASE_URL": database_url, "JIRA_SYNC_BROKER_URL": broker_url,
-               "JIRA_SYNC_SECRET_KEY": secret_key, **extra}
-        app = create_app(load(env))
-        apps.append(app)
-        return app.test_client()
-
-    yield make
-    for app in apps:
-        app.extensions["jira_sync"]["database"].dispose()
 
 
 def post(client, payload, *, secret: str | None = SECRET, path: str = PATH,
