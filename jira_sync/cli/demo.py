@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 import requests
@@ -66,10 +66,20 @@ def demo_environment(base: dict[str, str]) -> dict[str, str]:
                                                  lambda: Fernet.generate_key().decode()))
     env.setdefault("JIRA_SYNC_ADMIN_TOKEN", _kept(var / "demo-admin-token",
                                                   lambda: secrets.token_urlsafe(24)))
+    # Two-way assignees, so a reassignment in Jira reaches QALITA too.
+    mapping = var / "demo-mapping.yaml"
+    mapping.write_text("# jira-sync demo: assignees flow back from Jira as well\n"
+                       "inbound:\n  assignee: true\n")
+    env.setdefault("JIRA_SYNC_MAPPING_FILE", str(mapping))
     # SQLite has one writer: a small pool keeps lock waits short.
     env.setdefault("JIRA_SYNC_WORKER_CONCURRENCY", "2")
     env.setdefault("JIRA_SYNC_WEB_WORKERS", "1")
     return env
+
+
+def webhook_secret() -> str:
+    """The secret the Jira simulator signs its webhooks with (kept, like the key)."""
+    return _kept(var_dir() / "demo-webhook-secret", lambda: secrets.token_urlsafe(24))
 
 
 def integration_environment(env: dict[str, str], jira_url: str | None = None,
@@ -77,8 +87,9 @@ def integration_environment(env: dict[str, str], jira_url: str | None = None,
     """The integration with the simulators (their URLs once they run), wherever the
     environment does not say otherwise."""
     env = dict(env)
+    secret = webhook_secret() if jira_url is not None else None
     for name, value in (("JIRA_BASE_URL", jira_url), ("QALITA_API_URL", qalita_url),
-                        *DEMO_INTEGRATION.items()):
+                        ("JIRA_WEBHOOK_SECRET", secret), *DEMO_INTEGRATION.items()):
         if value is not None:
             env.setdefault(name, value)
     return env
@@ -259,8 +270,12 @@ def demo() -> None:
     click.echo("jira-sync demo: starting the Jira and QALITA simulators, web, worker and beat")
     try:
         taken = {settings.web_port}
+        webhook_url = (f"http://{settings.web_host}:{settings.web_port}"
+                       "/api/v2/integrations/jira/webhook")
         jira_url = _start_simulator(
-            processes, SIMULATORS[0], lambda port: ("simulate", "jira", "--port", str(port)),
+            processes, SIMULATORS[0],
+            lambda port: ("simulate", "jira", "--port", str(port), "--webhook-url",
+                          webhook_url, "--webhook-secret", webhook_secret()),
             taken)
         qalita_url = _start_simulator(
             processes, SIMULATORS[1],
@@ -330,7 +345,10 @@ def _play(settings: Settings, jira_url: str, qalita_url: str,
                 click.echo("\nQALITA: the data owners work on them")
                 scenario.work_on_issues(qalita, issues)
                 click.echo("jira-sync: bringing Jira in step")
-                scenario.wait_in_step(database, qalita, progress, deadline, interrupted)
+                if scenario.wait_in_step(database, qalita, progress, deadline,
+                                         interrupted):
+                    _people_in_jira(database, settings.tenant, jira_url, qalita_url, issues,
+                                    interrupted)
         except scenario.ScenarioError as exc:
             click.echo(f"  the scenario stopped: {exc.message}")
         if interrupted():
@@ -343,6 +361,26 @@ def _play(settings: Settings, jira_url: str, qalita_url: str,
             click.echo(f"  could not read the Jira simulator: {exc}")
     finally:
         database.dispose()
+
+
+def _people_in_jira(database: Any, tenant: str, jira_url: str, qalita_url: str,
+                    issues: list[dict[str, Any]], interrupted: Callable[[], bool]) -> None:
+    """The other way: people triage in Jira, and QALITA follows (no change bounces back)."""
+    from jira_sync.cli import demo_scenario as scenario
+    from jira_sync.store.types import utcnow
+
+    since = utcnow()
+    click.echo("\nJira: people triage there (each action sends a signed webhook to web)")
+    expected = scenario.work_in_jira(jira_url, database, tenant, issues)
+    click.echo("jira-sync: writing what they did to QALITA")
+    deadline = time.monotonic() + scenario.SYNC_TIMEOUT_SECONDS
+    if not scenario.wait_in_qalita(qalita_url, expected, deadline, interrupted):
+        return
+    time.sleep(2 * scenario.POLL_SECONDS)  # QALITA's events for those writes come back
+    seen = scenario.echoes(database, since)
+    if seen:
+        click.echo(f"  QALITA's events for those writes came back: {len(seen)} recognised as "
+                   f"echoes, nothing went back to Jira; e.g. \"{seen[0]}\"")
 
 
 def _install_stop_handlers() -> list[int]:

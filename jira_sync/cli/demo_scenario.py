@@ -1,9 +1,11 @@
-"""What ``jira-sync demo`` shows once everything is up: QALITA users at work, the sync following.
+"""What ``jira-sync demo`` shows once everything is up: people at work on both sides, the sync
+following.
 
-The scenario plays QALITA users through the QALITA simulator's ``/_sim`` API only, so each
-change travels the real path: simulator -> QALITA event on the broker -> worker -> Jira
-simulator. Progress is read from the links in the database, and the result from the Jira
-simulator's inspection API: nothing here is canned.
+The scenario plays QALITA users through the QALITA simulator's ``/_sim`` API, so each change
+travels the real path: simulator -> QALITA event on the broker -> worker -> Jira simulator;
+then people in Jira through the Jira simulator's people API: simulator -> signed webhook ->
+web -> worker -> QALITA simulator. Progress is read from the links in the database and from
+the simulators' inspection APIs: nothing here is canned.
 """
 
 from __future__ import annotations
@@ -326,3 +328,104 @@ def jira_table(jira_url: str, tenant: str) -> list[str]:
              .rstrip() for row in [header, *rows]]
     lines.append(f"  every issue also carries the labels qalita and {marker}<QALITA id>")
     return lines
+
+
+# People working in Jira, and QALITA following.
+
+@dataclass
+class Expected:
+    """A change made in Jira, and what it should make of the QALITA issue."""
+
+    issue_id: int
+    what: str
+    arrived: Callable[[dict[str, Any]], bool]
+    shown: Callable[[dict[str, Any]], str]
+
+
+@dataclass
+class JiraPeople:
+    """People at work in Jira, through the Jira simulator's /_sim people API: each action
+    fires the webhooks Jira would, with that person as the actor."""
+
+    base_url: str
+    echo: Callable[[str], None] = click.echo
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def act(self, key: str, path: str, body: dict[str, Any], what: str) -> None:
+        try:
+            response = self.session.post(f"{self.base_url}/_sim/issues/{key}/{path}",
+                                         json=body, timeout=HTTP_TIMEOUT_SECONDS)
+        except requests.RequestException as exc:
+            raise ScenarioError(f"Jira simulator unreachable ({what}): {exc}") from None
+        if response.status_code >= 400:
+            raise ScenarioError(f"Jira simulator refused {what}: {response.status_code} "
+                                f"{response.text[:200]}")
+        self.echo(f"  in Jira: {what}")
+
+
+def work_in_jira(jira_url: str, database: Database, tenant: str,
+                 issues: list[dict[str, Any]]) -> list[Expected]:
+    """Triage happens in Jira: a fix marked Done, a reassignment, a comment, the ignored
+    label. Returns what each should make of its QALITA issue."""
+    ids = [issue["id"] for issue in issues]
+    orders, _customers, _payments, _events, countries, refunds, drift, _shipping = ids
+    with database.unit_of_work() as session:
+        keys = dict(session.execute(select(IssueLink.qalita_issue_id, IssueLink.jira_issue_key)
+                                    .where(IssueLink.tenant == tenant,
+                                           IssueLink.qalita_issue_id.in_(ids))).tuples().all())
+    people = JiraPeople(jira_url)
+    note = "Fixed the UK codes in the CRM export; GB from now on."
+    people.act(keys[orders], "transition", {"as": ANA["email"], "status": "Done"},
+               f"Ana moves {keys[orders]} to Done")
+    people.act(keys[refunds], "assign", {"as": BO["email"], "assignee": ANA["email"]},
+               f"Bo hands {keys[refunds]} over to Ana")
+    people.act(keys[countries], "comments", {"as": BO["email"], "body": note},
+               f"Bo comments on {keys[countries]}")
+    people.act(keys[drift], "edit", {"as": ANA["email"], "add_labels": ["ignored"]},
+               f"Ana adds the ignored label to {keys[drift]}")
+    return [
+        Expected(orders, f"{keys[orders]} Done", lambda i: i["status"] == "resolved",
+                 lambda i: f"status {i['status']}"),
+        Expected(refunds, f"{keys[refunds]} reassigned",
+                 lambda i: (i.get("owner") or {}).get("email") == ANA["email"],
+                 lambda i: f"owner {(i.get('owner') or {}).get('email')}"),
+        Expected(countries, f"{keys[countries]} comment",
+                 lambda i: any(c["body"] == note for c in i.get("comments") or []),
+                 lambda i: f"comment \"{note[:30]}…\""),
+        Expected(drift, f"{keys[drift]} ignored label", lambda i: i["status"] == "ignored",
+                 lambda i: f"status {i['status']}"),
+    ]
+
+
+def wait_in_qalita(qalita_url: str, expected: list[Expected], deadline: float,
+                   interrupted: Callable[[], bool], echo: Callable[[str], None] = click.echo
+                   ) -> bool:
+    """Print each Jira change as it arrives in QALITA (read from the QALITA simulator)."""
+    started, waiting = time.monotonic(), list(expected)
+    while waiting:
+        for change in list(waiting):
+            try:
+                issue = requests.get(f"{qalita_url}/_sim/issues/{change.issue_id}",
+                                     timeout=HTTP_TIMEOUT_SECONDS).json()
+            except (requests.RequestException, ValueError):
+                continue
+            if change.arrived(issue):
+                echo(f"  {change.what} → QALITA {change.issue_id}: {change.shown(issue)} "
+                     f"(after {time.monotonic() - started:.1f} s)")
+                waiting.remove(change)
+        if interrupted():
+            return False
+        if time.monotonic() >= deadline:
+            for change in waiting:
+                echo(f"  {change.what} has not reached QALITA {change.issue_id} yet")
+            return False
+        time.sleep(POLL_SECONDS)
+    return True
+
+
+def echoes(database: Database, since: datetime) -> list[str]:
+    """What came back from jira-sync's own writes and went no further, as the log says."""
+    with database.unit_of_work() as session:
+        return list(session.scalars(select(LogEntry.message).where(
+            LogEntry.decision == "echo", LogEntry.created_at >= since,
+            LogEntry.action.like("issue.%")).order_by(LogEntry.id)))

@@ -146,16 +146,19 @@ def _apply_issue(integration: Integration, mappings: MappingSet, link: IssueLink
             version == link.desired_version and link.desired is not None
             and (current.get("deleted") or not deleted)):
         decision = "stale" if version < link.desired_version else "duplicate"
+        message = f"already have version {link.desired_version}"
         if decision == "duplicate" and not deleted:
             # QALITA's answer to an inbound write already gave this version: its event is
             # that write's echo, and uses up what it matches.
             known = dump_issue(event.issue)
-            for field, key in WRITTEN_BACK.items():
-                expected.consume(link.id, key, _shown(known, field))
+            echoed = [field for field, key in WRITTEN_BACK.items()
+                      if expected.consume(link.id, key, _shown(known, field))]
+            if echoed:
+                decision, message = "echo", (f"the echo of jira-sync's own write "
+                                             f"({', '.join(echoed)}); nothing to write to Jira")
         notes.append(entry(integration.id, event.event_type, decision,
-                           f"QALITA issue {event.issue.id} version {version}: already have "
-                           f"version {link.desired_version}", link_id=link.id,
-                           event_id=event.event_id))
+                           f"QALITA issue {event.issue.id} version {version}: {message}",
+                           link_id=link.id, event_id=event.event_id))
         return False
     issue = current.get("issue") if deleted and current.get("issue") else dump_issue(event.issue)
     before = current.get("issue")

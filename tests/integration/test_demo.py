@@ -1,5 +1,6 @@
 """`jira-sync demo` on embedded defaults: up, a task through the broker, a QALITA scenario
-synced into the Jira simulator, Ctrl-C stops it all."""
+synced into the Jira simulator, people triaging in Jira synced back to QALITA through signed
+webhooks, Ctrl-C stops it all."""
 
 import os
 import re
@@ -57,6 +58,15 @@ def test_demo_runs_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path):
         assert all(re.search(r"\sDATA-\d+\s", row) for row in rows.values()), demo.output
         assert any(re.search(r"\sDone\s", row) for row in rows.values()), demo.output
         assert any(re.search(r"\signored\b", row) for row in rows.values()), demo.output
+
+        # Then Jira -> webhook -> web -> broker -> worker -> QALITA, each change once.
+        demo.wait_for(r"recognised as\s+echoes|has not reached QALITA", timeout=120)
+        assert "has not reached QALITA" not in demo.output, demo.output
+        for arrived in (r"Done → QALITA \d+: status resolved",
+                        r"reassigned → QALITA \d+: owner ana@",
+                        r"comment → QALITA \d+: comment ",
+                        r"ignored label → QALITA \d+: status ignored"):
+            assert re.search(arrived, demo.output), (arrived, demo.output)
         demo.signal(signal.SIGINT)
         assert demo.proc.wait(60) == 0, demo.output
         assert "stopped." in demo.output
