@@ -26,6 +26,7 @@ FLUSH_GROUP_SECONDS = 0.5
 FLUSH_GROUP_LINKS = 200
 OUTBOUND_QUEUE = "jira_sync.outbound"
 # Jira webhook deliveries: one message per stored delivery, carrying only its inbox id.
+DELIVERIES_PER_MESSAGE = 200
 DELIVERY_TASK = "jira_sync.jira_delivery"
 INBOUND_QUEUE = "jira_sync.jira_inbound"
 # Upper bounds that every countdown and time limit in the code base stays under: a Redis
@@ -89,6 +90,12 @@ def send_flushes(app: Any, dues: Iterable[Due]) -> None:
 
 
 def send_deliveries(app: Any, inbox_ids: Iterable[int]) -> None:
-    """Hand stored deliveries to the workers (their payload stays in the inbox)."""
-    for inbox_id in inbox_ids:
-        app.send_task(DELIVERY_TASK, args=(inbox_id,), queue=INBOUND_QUEUE)
+    """Hand stored deliveries to the workers (their payload stays in the inbox): the ids
+    stored together go in one message, as publishing costs more than storing a delivery."""
+    ids = list(inbox_ids)
+    if not ids:
+        return
+    with app.producer_or_acquire() as producer:
+        for start in range(0, len(ids), DELIVERIES_PER_MESSAGE):
+            app.send_task(DELIVERY_TASK, args=(ids[start:start + DELIVERIES_PER_MESSAGE],),
+                          queue=INBOUND_QUEUE, producer=producer)

@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jira_sync.crypto import SecretBox, SecretsUnreadable
+from jira_sync.inbox_writer import InboxWriter
 from jira_sync.store.db import Database
 from jira_sync.store.models import InboxEvent, Integration
 from jira_sync.store.types import utcnow
@@ -55,6 +56,7 @@ REFRESH_SECONDS = 2.0
 MISS_REFRESH_SECONDS = 0.5
 MAX_IDENTIFIER = 200
 _PRINTABLE = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDENTIFIER}}}")
+_MAY_NOT_STORE = re.compile(rb"\x00|\\u0000|\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 SWEEP_BATCH = 1000
 TOKEN_URL_PATH = "/api/v2/integrations/jira/webhook/"
 UNSIGNED_HINT = ("for a Jira that cannot sign its webhooks, deliver to the integration's "
@@ -220,7 +222,7 @@ class Accepted:
     integrations: int
 
 
-def accept(targets: Targets, database: Database, body: bytes, headers: Mapping[str, str], *,
+def accept(targets: Targets, writer: InboxWriter, body: bytes, headers: Mapping[str, str], *,
            address: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
            token: str | None = None) -> Accepted:
     """Authenticate, attribute and store one delivery; raises :class:`Refused` with the answer
@@ -251,8 +253,7 @@ def accept(targets: Targets, database: Database, body: bytes, headers: Mapping[s
     if not isinstance(payload, dict):
         raise Refused(400, "the body is not a JSON object")
     try:
-        with database.unit_of_work() as session:
-            ids = store(session, admitted, payload, headers, body)
+        ids = writer.store(inbox_rows(admitted, payload, headers, body))
     except RecursionError:  # parsed, but too deep to store: no Jira body looks like that
         raise Refused(400, "the body is nested too deeply") from None
     return Accepted(ids, len(admitted))
@@ -295,10 +296,10 @@ def _self_host(payload: Any) -> str | None:
     return None
 
 
-def store(session: Session, targets: Sequence[Target], payload: dict[str, Any],
-          headers: Mapping[str, str], body: bytes) -> list[int]:
-    """One inbox row per integration, unique on Jira's delivery identifier (else the body's
-    hash); returns the ids of the rows that are new."""
+def inbox_rows(targets: Sequence[Target], payload: dict[str, Any], headers: Mapping[str, str],
+               body: bytes) -> list[dict[str, Any]]:
+    """One inbox row per integration, keyed on Jira's delivery identifier (else the body's
+    hash), which stays the same across Jira's retries."""
     identifier = (headers.get(IDENTIFIER_HEADER) or "").strip()
     if not _PRINTABLE.fullmatch(identifier):
         # Jira's identifiers are UUIDs; anything else (too long, control characters) is kept
@@ -307,15 +308,27 @@ def store(session: Session, targets: Sequence[Target], payload: dict[str, Any],
         identifier = "sha256:" + hashlib.sha256(source).hexdigest()
     kept = {name: headers[name][:MAX_IDENTIFIER] for name in KEPT_HEADERS if headers.get(name)}
     event = payload.get("webhookEvent")
-    clean = storable(payload)
+    # Only a NUL or half a UTF-16 pair makes a parsed body unstorable, and in a UTF-8 body each
+    # can only come from these bytes (an escape, or surrogate bytes json lets through); a
+    # body in UTF-16 or UTF-32, which json also reads, has NUL bytes and is cleaned.
+    clean = storable(payload) if _MAY_NOT_STORE.search(body) else payload
     now = utcnow()
-    rows = [dict(source=JIRA, dedupe_key=f"{target.integration_id}:{identifier}",
+    return [dict(source=JIRA, dedupe_key=f"{target.integration_id}:{identifier}",
                  tenant=target.tenant, integration_id=target.integration_id,
                  event_type=event[:64] if isinstance(event, str) else None, payload=clean,
                  headers=storable(kept), state=RECEIVED, attempts=0, received_at=now)
             for target in targets]
-    return list(session.scalars(insert(session, InboxEvent).values(rows).on_conflict_do_nothing(
-        index_elements=["source", "dedupe_key"]).returning(InboxEvent.id)))
+
+
+def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Insert the rows not stored yet; ``(id, dedupe_key)`` of each new one.
+
+    One statement for any number of rows, its parameters sent as a list (the compiled
+    statement is cached, where a VALUES list of the batch's length would be compiled anew)."""
+    statement = insert(session, InboxEvent.__table__).on_conflict_do_nothing(
+        index_elements=["source", "dedupe_key"]).returning(InboxEvent.id, InboxEvent.dedupe_key)
+    return [(row.id, row.dedupe_key)
+            for row in session.connection().execute(statement, list(rows))]
 
 
 def release_held(session: Session) -> list[int]:

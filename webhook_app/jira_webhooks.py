@@ -10,6 +10,7 @@ sweep hands stored deliveries nobody took to the workers.
 from __future__ import annotations
 
 import logging
+import threading
 
 from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -18,11 +19,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from jira_sync import deliveries
 from jira_sync.broker import send_deliveries
 from jira_sync.crypto import SecretBox
+from jira_sync.inbox_writer import InboxWriter
+from jira_sync.store.db import Database
 from webhook_app import context
 from webhook_app.producer import producer
 
 logger = logging.getLogger("webhook_app.jira_webhooks")
 blueprint = Blueprint("jira_webhooks", __name__)
+_building = threading.Lock()
 
 
 @blueprint.post("/api/v2/integrations/jira/webhook")
@@ -35,7 +39,7 @@ def receive(token: str | None = None) -> ResponseReturnValue:
                                          request.headers.get("X-Forwarded-For"),
                                          settings.trusted_proxies)
     try:
-        accepted = deliveries.accept(targets, context.database(), body, request.headers,
+        accepted = deliveries.accept(targets, _writer(), body, request.headers,
                                      address=address, token=token)
     except deliveries.Refused as exc:
         abort(exc.status, exc.reason)
@@ -44,11 +48,6 @@ def receive(token: str | None = None) -> ResponseReturnValue:
         abort(503, "the delivery could not be stored; Jira sends it again")
     if not accepted.inbox_ids:
         return jsonify(status="duplicate"), 200
-    try:
-        send_deliveries(producer(), accepted.inbox_ids)
-    except Exception as exc:  # Stored is what counts: the sweep hands it to a worker.
-        logger.warning("stored %d Jira deliveries but could not enqueue them (%s); the sweep "
-                       "will", len(accepted.inbox_ids), type(exc).__name__)
     return jsonify(status="accepted", deliveries=len(accepted.inbox_ids)), 202
 
 
@@ -61,6 +60,20 @@ def _body(limit: int) -> bytes:
     if len(body) > limit:
         abort(413, reason)
     return body
+
+
+def _writer() -> InboxWriter:
+    """The process's one inbox writer (its thread starts with the first delivery, after
+    gunicorn's fork)."""
+    extensions = context.extensions()
+    with _building:
+        if "inbox_writer" not in extensions:
+            app = producer()
+            database = Database(context.settings().database_url, pre_ping=False)
+            extensions["inbox_writer"] = InboxWriter(
+                database, deliveries.insert_new,
+                lambda inbox_ids: send_deliveries(app, inbox_ids))
+    return extensions["inbox_writer"]
 
 
 def _targets() -> deliveries.Targets:

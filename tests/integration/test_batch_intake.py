@@ -202,3 +202,49 @@ def test_a_flush_waits_while_intake_is_backlogged_but_not_past_the_limit(
         finally:
             producer.close()
             worker.kill()
+
+
+def test_a_delivery_message_that_keeps_losing_its_batch_is_split_then_given_up(
+        service_env, db, monkeypatch):
+    """The web puts the deliveries it stored together in one message: given up, such a
+    message is sent again one delivery per message, so only the one that kills its worker
+    ends as a dead letter."""
+    from celery_batches import SimpleRequest
+
+    from worker import runtime
+    from worker.batching import DONE, LOSSES_HEADER
+    from worker.tasks import inbound as inbound_tasks
+
+    for name, value in service_env.items():
+        monkeypatch.setenv(name, value)
+    per_process = (runtime.settings, runtime.database, runtime.sync_context)
+    for cached in per_process:
+        cached.cache_clear()
+    sent: list[list[int]] = []
+    monkeypatch.setattr(inbound_tasks, "send_deliveries", lambda app, ids: sent.append(ids))
+
+    def request(ids: list[int]) -> SimpleRequest:
+        return SimpleRequest(id=str(ids), name="jira_sync.jira_delivery", args=(ids,),
+                             kwargs={}, delivery_info={}, hostname="test", ignore_result=True,
+                             reply_to=None, correlation_id=None,
+                             request_dict={LOSSES_HEADER: 3})
+
+    with db.unit_of_work() as session:
+        rows = [InboxEvent(source="jira", dedupe_key=f"1:{n}", payload={}, state="received",
+                           attempts=0) for n in range(2)]
+        session.add_all(rows)
+        session.flush()
+        ids = [row.id for row in rows]
+    try:
+        assert inbound_tasks.jira_delivery.run([request(ids)]) == DONE
+        assert sent == [[ids[0]], [ids[1]]]
+        assert inbound_tasks.jira_delivery.run([request([ids[0]])]) == DONE
+        with db.unit_of_work() as session:
+            [letter] = session.scalars(select(DeadLetter)).all()
+            states = dict(session.execute(select(InboxEvent.id, InboxEvent.state)).all())
+    finally:
+        runtime.database().dispose()
+        for cached in per_process:
+            cached.cache_clear()
+    assert letter.kind == "intake_failed" and letter.inbox_id == ids[0]
+    assert states == {ids[0]: "failed", ids[1]: "received"}

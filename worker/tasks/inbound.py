@@ -21,14 +21,30 @@ from worker.tasks.outbound import FLUSH_BUDGET_SECONDS, queue_backlog
 logger = logging.getLogger("jira_sync.worker")
 
 
-@batch_task(name=DELIVERY_TASK, queue=queues.JIRA_INBOUND, give_up=lambda inbox_id, reason:
-            jira_changes.give_up(runtime.sync_context(), inbox_id, reason))
-def jira_delivery(inbox_ids: Sequence[Any]) -> list[Due]:
-    """Fold the stored deliveries that arrived together into their links; their messages are
-    acknowledged only after that commits, and the links' flushes scheduled after it."""
+@batch_task(name=DELIVERY_TASK, queue=queues.JIRA_INBOUND, give_up=lambda ids, reason:
+            _give_up(ids, reason))
+def jira_delivery(messages: Sequence[Any]) -> list[Due]:
+    """Fold the stored deliveries whose messages arrived together into their links; the
+    messages are acknowledged only after that commits, and the links' flushes scheduled after
+    it. A message holds the ids the web stored together."""
+    inbox_ids = [item for message in messages
+                 for item in (message if isinstance(message, list) else [message])]
     # A time limit is the batch's loss, not a bug in one delivery: it must reach the task.
     return jira_changes.receive_deliveries(runtime.sync_context(), inbox_ids,
                                            passthrough=(SoftTimeLimitExceeded,))
+
+
+def _give_up(message: Any, reason: str) -> None:
+    """A message that kept losing its worker: one holding several deliveries is split, so
+    only the delivery that causes it ends as a dead letter."""
+    if isinstance(message, list) and len(message) > 1:
+        logger.warning("a message of %d Jira deliveries lost its worker too often; sent again "
+                       "as one message each", len(message))
+        for inbox_id in message:
+            send_deliveries(app, [inbox_id])
+        return
+    inbox_id = message[0] if isinstance(message, list) and message else message
+    jira_changes.give_up(runtime.sync_context(), inbox_id, reason)
 
 
 @task(name=INBOUND_FLUSH_TASK, queue=queues.JIRA_INBOUND, transactional=False)

@@ -75,7 +75,7 @@ def test_a_signed_delivery_is_stored_enqueued_by_id_and_deduplicated(
                            "X-Atlassian-Webhook-Flow": "Primary"}
     message = json.loads(redis.Redis.from_url(broker_url).lindex("jira_sync.jira_inbound", 0))
     assert message["headers"]["task"] == "jira_sync.jira_delivery"
-    assert json.loads(__import__("base64").b64decode(message["body"]))[0] == [row.id]
+    assert json.loads(__import__("base64").b64decode(message["body"]))[0] == [[row.id]]
     # Jira's retry keeps the identifier: stored once, answered 200, never 409.
     retry = post(client, delivery(), identifier="abc-1",
                  headers={"X-Atlassian-Webhook-Retry": "1"})
