@@ -113,6 +113,23 @@ def test_the_ignored_label_and_other_labels(make):
     assert len(sync.qalita_writes()) == 2
 
 
+def test_a_status_set_in_jira_while_the_ignored_label_goes_keeps_what_jira_then_shows(make):
+    """Found by the loop soak: QALITA unmutes an issue while a person moves it in Jira. The
+    later Jira change wins the status conflict, and Jira's status by then is the one without
+    the ignored label outbound just removed, not the muted one the delivery showed."""
+    sync = make()
+    issue = sync.qalita_new(status="ignored")
+    sync.settle()
+    key = sync.jira_issue_of(issue["id"])["id"]
+    assert "ignored" in sync.jira_issue_of(issue["id"])["labels"]
+    sync.qalita_change(issue["id"], status="open")
+    sync.transition(key, "Start Progress")
+    sync.settle()
+    jira_issue, seen = sync.jira_issue_of(issue["id"]), sync.qalita_issue(issue["id"])
+    assert "ignored" not in jira_issue["labels"]
+    assert (seen["status"], jira_issue["status"]["name"]) == ("active", "In Progress")
+
+
 def test_comments_go_both_ways_once(make, deployment):
     sync = make()
     issue = sync.qalita_new()
