@@ -31,6 +31,9 @@ class StoreCollector(Collector):
                 links = stats.links_by_state(session)
                 dead = stats.open_dead_letters(session)
                 ages = heartbeats.ages(session)
+                lanes = stats.inbound_lanes(session)
+                waiting = stats.oldest_waiting_delivery_seconds(session)
+                reconciled = stats.reconciliation_ages(session)
         except SQLAlchemyError:
             up.add_metric([], 0)
             yield up
@@ -55,6 +58,21 @@ class StoreCollector(Collector):
             labels=["queue"])
         for queue, age in sorted(ages.items()):
             family.add_metric([queue], age)
+        yield family
+        family = GaugeMetricFamily(
+            "jira_sync_inbound_links",
+            "Links with Jira changes still to write to QALITA, by lane state", labels=["state"])
+        for state, count in sorted(lanes.items()):
+            family.add_metric([state], count)
+        yield family
+        yield GaugeMetricFamily(
+            "jira_sync_jira_delivery_wait_seconds",
+            "How long the oldest stored Jira delivery has waited for a worker", value=waiting)
+        family = GaugeMetricFamily(
+            "jira_sync_reconcile_age_seconds",
+            "Seconds since each integration's last reconciliation sweep", labels=["tenant"])
+        for tenant, age in sorted(reconciled.items()):
+            family.add_metric([tenant], age)
         yield family
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from jira_sync.store.models import DeadLetter, InboxEvent, IssueLink
+from jira_sync.store.models import DeadLetter, InboxEvent, Integration, IssueLink
+from jira_sync.store.types import utcnow
 
 
 def inbox_by_state(session: Session) -> dict[tuple[str, str], int]:
@@ -22,3 +23,29 @@ def links_by_state(session: Session) -> dict[str, int]:
 def open_dead_letters(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(DeadLetter).where(
         DeadLetter.replayed_at.is_(None), DeadLetter.discarded_at.is_(None))) or 0
+
+
+def inbound_lanes(session: Session) -> dict[str, int]:
+    """Links whose Jira changes still have to reach QALITA: due, parked after a failure,
+    dead-lettered (``failed``) or whose QALITA issue is ``gone``."""
+    lane = case((IssueLink.inbound_state.is_not(None), IssueLink.inbound_state),
+                (IssueLink.inbound_attempts > 0, "parked"), else_="due")
+    rows = session.execute(select(lane, func.count()).where(
+        IssueLink.inbound_due_at.is_not(None) | IssueLink.inbound_state.is_not(None))
+        .group_by(lane))
+    return {state: count for state, count in rows}
+
+
+def oldest_waiting_delivery_seconds(session: Session) -> float:
+    """How long the oldest Jira delivery has waited for a worker (0 when none waits)."""
+    oldest = session.scalar(select(func.min(InboxEvent.received_at)).where(
+        InboxEvent.source == "jira", InboxEvent.state == "received"))
+    return max((utcnow() - oldest).total_seconds(), 0.0) if oldest else 0.0
+
+
+def reconciliation_ages(session: Session) -> dict[str, float]:
+    """Per enabled integration's tenant, seconds since its last reconciliation sweep."""
+    now = utcnow()
+    rows = session.execute(select(Integration.tenant, Integration.reconciled_at).where(
+        Integration.enabled.is_(True), Integration.reconciled_at.is_not(None)))
+    return {tenant: max((now - at).total_seconds(), 0.0) for tenant, at in rows}

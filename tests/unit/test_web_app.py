@@ -1,5 +1,7 @@
 """The Flask app alone (test client): probes, metrics, and JSON for every error."""
 
+import re
+
 import pytest
 
 from config.settings import load
@@ -72,6 +74,40 @@ def test_metrics_expose_the_store_in_prometheus_format(app_for, sqlite_url):
     assert response.mimetype == "text/plain"
     assert "jira_sync_database_up 1.0" in text
     assert "jira_sync_dead_letters_open 0.0" in text
+    assert "jira_sync_jira_delivery_wait_seconds 0.0" in text
+
+
+def test_metrics_show_the_inbound_lanes_waiting_deliveries_and_reconciliation(
+        app_for, sqlite_url):
+    from datetime import timedelta
+
+    from jira_sync.store.db import Database
+    from jira_sync.store.models import InboxEvent, Integration, IssueLink
+    from jira_sync.store.types import utcnow
+
+    database = Database(sqlite_url)
+    now = utcnow()
+    with database.unit_of_work() as session:
+        integration = Integration(name="acme", tenant="acme", tenant_label="acme",
+                                  base_url="https://x",
+                                  deployment="cloud", auth_method="basic", secrets_sealed="x",
+                                  enabled=True, reconciled_at=now - timedelta(seconds=90))
+        session.add(integration)
+        session.flush()
+        lanes = [dict(inbound_due_at=now), dict(inbound_due_at=now, inbound_attempts=2),
+                 dict(inbound_state="failed"), dict(inbound_state="gone"), dict()]
+        session.add_all(IssueLink(integration_id=integration.id, tenant="acme",
+                                  qalita_issue_id=n, **lane) for n, lane in enumerate(lanes))
+        session.add(InboxEvent(source="jira", dedupe_key="1:a", payload={}, state="received",
+                               attempts=0, received_at=now - timedelta(seconds=40)))
+    database.dispose()
+    text = app_for(sqlite_url, "redis://127.0.0.1:1/0").get("/metrics").get_data(as_text=True)
+    for state in ("due", "parked", "failed", "gone"):
+        assert f'jira_sync_inbound_links{{state="{state}"}} 1.0' in text
+    wait = re.search(r"^jira_sync_jira_delivery_wait_seconds (\S+)$", text, re.M)
+    assert 40 <= float(wait[1]) < 100
+    age = re.search(r'^jira_sync_reconcile_age_seconds{tenant="acme"} (\S+)$', text, re.M)
+    assert 90 <= float(age[1]) < 150
 
 
 def test_metrics_report_a_database_that_is_down(app_for, tmp_path):
