@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import intake, outbound
+from bench import intake, outbound, webhooks
 
 
 def _intake() -> bool:
@@ -17,7 +17,8 @@ def _intake() -> bool:
 
 
 def main() -> int:
-    results = [_intake(), outbound.report(outbound.run())]
+    results = [_intake(), outbound.report(outbound.run()),
+               webhooks.report(webhooks.receiving(), webhooks.draining())]
     return 0 if all(results) else 1
 
 

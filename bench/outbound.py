@@ -12,12 +12,10 @@ to the last state written, so process start-up is not part of either.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -26,7 +24,7 @@ from celery import Celery
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
-from bench.resources import postgres_database, redis_database
+from bench.resources import free_port, postgres_database, redis_database, timed
 from jira_sync.store.db import Database
 from jira_sync.store.models import InboxEvent, IssueLink
 
@@ -47,35 +45,10 @@ def _event(issue_id: int, version: int) -> dict[str, Any]:
                       "evidence": {"summary": f"check {version}", "observed": version}}}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _timed(command: list[str], env: dict[str, str], progress: Callable[[], bool],
-           started: Callable[[], bool]) -> float:
-    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        begin = None
-        while True:
-            if worker.poll() is not None:
-                raise RuntimeError(f"{command} exited with {worker.returncode}")
-            if begin is None and started():
-                begin = time.perf_counter()
-            if begin is not None and progress():
-                return time.perf_counter() - begin
-            time.sleep(0.05)
-    finally:
-        worker.terminate()
-        worker.wait(60)
-
-
 def run() -> dict[str, float]:
     events = [_event(n, 1) for n in range(1, ISSUES + 1)]
     events += [_event(n, v) for v in range(2, ROUNDS + 2) for n in range(1, ISSUES + 1)]
-    port = _free_port()
+    port = free_port()
     jira = subprocess.Popen([sys.executable, "-m", "jira_sync", "simulate", "jira",
                              "--port", str(port), "--index-lag-ms", "0"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -107,7 +80,7 @@ def run() -> dict[str, float]:
                                            producer=pool_producer)
 
             publish("bench.count", "bench")
-            baseline = _timed(
+            baseline = timed(
                 [sys.executable, "-m", "celery", "-A", "bench.baseline_app", "worker",
                  "-c", CONCURRENCY, "-Q", "bench", "--events", "--loglevel", "WARNING"],
                 env, lambda: int(counter.get("bench:count") or 0) >= len(events),
@@ -128,7 +101,7 @@ def run() -> dict[str, float]:
                 return total == ISSUES and behind == 0
 
             publish("jira_sync.qalita_event", "jira_sync.qalita")
-            subject = _timed([sys.executable, "-m", "jira_sync", "worker", "--concurrency",
+            subject = timed([sys.executable, "-m", "jira_sync", "worker", "--concurrency",
                               CONCURRENCY], env, in_step, received)
             database.dispose()
             producer.close()

@@ -1,10 +1,14 @@
-"""Throw-away Postgres databases and Redis db indexes for a benchmark run."""
+"""What every benchmark run needs: throw-away Postgres databases and Redis db indexes, free
+ports, and a process timed from its first piece of work to its last."""
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import redis
@@ -52,3 +56,31 @@ def redis_database() -> Iterator[str]:
     finally:
         client.flushdb()
         admin.delete(f"jira_sync:test-claim:{index}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def timed(command: list[str], env: dict[str, str], finished: Callable[[], bool],
+          started: Callable[[], bool]) -> float:
+    """Seconds from ``started()`` to ``finished()`` with ``command`` running: timing from the
+    first piece of work done leaves process start-up, which differs between a subject and its
+    baseline, out of both."""
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        begin = None
+        while True:
+            if worker.poll() is not None:
+                raise RuntimeError(f"{command} exited with {worker.returncode}")
+            if begin is None and started():
+                begin = time.perf_counter()
+            if begin is not None and finished():
+                return time.perf_counter() - begin
+            time.sleep(0.05)
+    finally:
+        worker.terminate()
+        worker.wait(60)

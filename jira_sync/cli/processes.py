@@ -11,7 +11,7 @@ PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 @click.command()
 def web() -> None:
-    """Serve the HTTP endpoints (health, readiness, metrics) under gunicorn."""
+    """Serve the HTTP endpoints (Jira webhooks, QALITA events, health, metrics) under gunicorn."""
     settings = load_settings(needs_secret_key=True)
     from webhook_app.server import WebServer
 
