@@ -109,7 +109,7 @@ class IssueLink(Timestamped, Base):
     written: Mapped[dict[str, Any]] = mapped_column(default=dict)
     managed_labels: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
     # The link's last view of Jira, per field: the value, the changelog id and time that set
-    # it (the watermark), and whether QALITA still has to be told (sync/jira_changes.py).
+    # it (the watermark), and whether QALITA still has to be told (sync/jira_view.py).
     jira_view: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Inbound (Jira to QALITA) has its own schedule and failures, so a QALITA outage never
     # holds outbound writes back, nor a Jira outage inbound ones.

@@ -2,7 +2,7 @@
 
 A flush leases the link (the same lease outbound flushes take, so the two never interleave)
 and writes only the fields whose Jira-side value changed since the link's last view of Jira
-(``jira_changes`` marks them): one partial ``PUT`` with those keys, then comment calls.
+(``jira_view`` marks them): one partial ``PUT`` with those keys, then comment calls.
 A value QALITA already holds is not written again; every value written is recorded first
 as a pending write on QALITA's side, so QALITA's event for it comes back as an echo and
 goes no further. Its failures are its own lane's (``outcomes``): parked on 429 and 5xx,
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -33,10 +32,11 @@ from jira_sync.remote import NotFound, PermanentError, TransientError
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.sync import echoes, leases, lifecycle
+from jira_sync.sync.comments import comments_to_qalita
 from jira_sync.sync.conflicts import JIRA, QALITA, mark_synced, settle, winner
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.identity import email_of
-from jira_sync.sync.jira_changes import DELETED, IGNORED
+from jira_sync.sync.jira_view import DELETED, IGNORED
 from jira_sync.sync.outbound import adopt
 from jira_sync.sync.outcomes import (
     INBOUND_GONE,
@@ -51,16 +51,12 @@ from jira_sync.sync.outcomes import (
     save_progress,
     unexpected,
 )
-from jira_sync.sync.rendering import fingerprint
-from jira_sync.sync.state import C_DELETED, C_DELETING, C_PENDING, C_POSTED, FINAL_STATES, Due
+from jira_sync.sync.state import C_DELETING, C_PENDING, C_POSTED, FINAL_STATES, Due
 
 logger = logging.getLogger("jira_sync.inbound")
 # QALITA's fields whose change there must reach Jira (every field outbound renders from).
 QALITA_FIELDS = ("status", "title", "description", "owner", "tags", "severity", "dataset",
                  "rule", "metric", "domain", "url", "evidence", "links")
-# A comment whose post may have reached QALITA (the answer was lost) waits this long for
-# QALITA's event about it before it is posted again: QALITA does not deduplicate comments.
-COMMENT_ECHO_WAIT_SECONDS = 60.0
 
 
 def flush_inbound(ctx: SyncContext, link_id: int) -> list[Due]:
@@ -123,7 +119,7 @@ def _sync(ctx: SyncContext, work: Work) -> None:
         return  # only comments seen from QALITA so far: nothing to compare fields with
     client = ctx.client(work.integration)
     _fields(ctx, client, qalita, mapping, work)
-    _comments(ctx, qalita, work)
+    comments_to_qalita(ctx, qalita, work)
 
 
 # -- fields --------------------------------------------------------------------------------
@@ -383,76 +379,3 @@ def _make_outbound_due(ctx: SyncContext, work: Work) -> None:
             IssueLink.id == work.link_id, IssueLink.due_at.is_(None))
             .values(due_at=utcnow()).execution_options(synchronize_session=False))
     work.outbound_due = True
-
-
-# -- comments ------------------------------------------------------------------------------
-
-def _comments(ctx: SyncContext, qalita: QalitaClient, work: Work) -> None:
-    """Jira comments to QALITA: posted once (claimed first), edited, deleted."""
-    now = utcnow()
-    for row in work.comments:
-        if row.state == C_DELETING:
-            if row.qalita_comment_id is None:
-                if _waiting_for_echo(work, row, now):
-                    continue
-            else:
-                renew(ctx, work)
-                qalita.delete_comment(work.qalita_issue_id, row.qalita_comment_id)
-            _save_comment(ctx, row.id, state=C_DELETED)
-            journal(ctx, work, "comment", "applied", f"deleted Jira comment "
-                    f"{row.jira_comment_id} from QALITA issue {work.qalita_issue_id}")
-            continue
-        body = row.body or ""
-        if row.qalita_comment_id is None:
-            if row.attempted_at is not None and _waiting_for_echo(work, row, now):
-                continue
-            if not _claim(ctx, row.id):
-                continue  # deleted in meanwhile
-            renew(ctx, work)
-            comment_id = qalita.add_comment(work.qalita_issue_id, body,
-                                            f"jira:{row.jira_comment_id}",
-                                            row.author or "Jira")
-            _posted(ctx, row.id, comment_id, fingerprint(body))
-            journal(ctx, work, "comment", "applied", f"posted Jira comment "
-                    f"{row.jira_comment_id} on QALITA issue {work.qalita_issue_id}")
-        elif row.body_fingerprint != fingerprint(body):
-            renew(ctx, work)
-            qalita.edit_comment(work.qalita_issue_id, row.qalita_comment_id, body)
-            _save_comment(ctx, row.id, body_fingerprint=fingerprint(body))
-            journal(ctx, work, "comment", "applied", f"edited Jira comment "
-                    f"{row.jira_comment_id} on QALITA issue {work.qalita_issue_id}")
-
-
-def _waiting_for_echo(work: Work, row: CommentLink, now: Any) -> bool:
-    """An earlier post may have landed (its answer was lost): QALITA's event about it tells
-    its id. Wait for that a while; past the wait, post (or give the deletion up)."""
-    assert row.attempted_at is not None or row.state == C_DELETING
-    since = row.attempted_at or now
-    until = since + timedelta(seconds=COMMENT_ECHO_WAIT_SECONDS)
-    if now < until:
-        work.again_at = min(work.again_at or until, until)
-        return True
-    return False
-
-
-def _claim(ctx: SyncContext, row_id: int) -> bool:
-    with ctx.database.unit_of_work() as session:
-        return session.execute(update(CommentLink).where(
-            CommentLink.id == row_id, CommentLink.state == C_PENDING)
-            .values(attempted_at=utcnow())).rowcount == 1
-
-
-def _posted(ctx: SyncContext, row_id: int, comment_id: int, body_print: str) -> None:
-    """Record QALITA's comment; a deletion taken in meanwhile keeps its state, and now knows
-    what to delete."""
-    with ctx.database.unit_of_work() as session:
-        session.execute(update(CommentLink).where(CommentLink.id == row_id).values(
-            qalita_comment_id=comment_id, body_fingerprint=body_print))
-        session.execute(update(CommentLink).where(
-            CommentLink.id == row_id, CommentLink.state.in_((C_PENDING, C_POSTED)))
-            .values(state=C_POSTED))
-
-
-def _save_comment(ctx: SyncContext, row_id: int, **values: Any) -> None:
-    with ctx.database.unit_of_work() as session:
-        session.execute(update(CommentLink).where(CommentLink.id == row_id).values(**values))

@@ -35,11 +35,11 @@ from jira_sync.render import from_text
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.sync import creates, echoes, leases
-from jira_sync.sync.comments import sync_comments
+from jira_sync.sync.comments import comments_to_jira
 from jira_sync.sync.conflicts import JIRA, QALITA, mark_synced, settle, winner
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.identity import resolve_user
-from jira_sync.sync.jira_changes import IGNORED, record_write
+from jira_sync.sync.jira_view import IGNORED, record_write
 from jira_sync.sync.lifecycle import handle_missing
 from jira_sync.sync.outcomes import (
     LeaseLost,
@@ -164,7 +164,7 @@ def _sync_existing(ctx: SyncContext, work: Work) -> None:
             return
         want = update_issue(ctx, client, mapping, work)
         # Comments first: a workflow that blocks must not hold them back.
-        sync_comments(ctx, client, mapping, work)
+        comments_to_jira(ctx, client, mapping, work)
         move_status(ctx, client, mapping, work, want.status_category)
     except NotFound:
         handle_missing(ctx, client, mapping, work)

@@ -31,7 +31,8 @@ from jira_sync.store.models import Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.sync import echoes, lifecycle
 from jira_sync.sync.context import SyncContext
-from jira_sync.sync.jira_changes import Batch, Fold
+from jira_sync.sync.jira_changes import Batch
+from jira_sync.sync.jira_view import Fold
 from jira_sync.sync.journal import log
 from jira_sync.sync.state import FINAL_STATES, Due
 

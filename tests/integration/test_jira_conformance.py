@@ -69,6 +69,9 @@ def exercise_every_operation(jira: Recording) -> None:
     assert {s["statusCategory"]["key"] for s in jira.statuses()} == {"new", "indeterminate",
                                                                      "done"}
     assert list(jira.search('labels = "qalita-id-default-1"')) is not None
+    assert jira.count("project = DATA") is not None
+    fetched = jira.bulk_fetch([bulk.created[0]["id"], "999999"], fields=("status",))
+    assert [i["id"] for i in fetched] == [bulk.created[0]["id"]]
     jira.delete_issue(bulk.created[0]["id"])
 
 

@@ -170,9 +170,19 @@ def register(bp: Blueprint, sim: Simulator) -> None:
             body["warningMessages"] = warnings
         return jsonify(body)
 
+    def approximate_count():
+        """Cloud's count for a bounded JQL (exact here; Jira says it may lag)."""
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise bad_request(None, "The request body must be a JSON object with 'jql'.")
+        found, _ = _found(sim, _query(body.get("jql"), bounded=True), set())
+        return jsonify(count=len(found))
+
     methods = ["GET", "POST"]
     if sim.cloud:
         bp.add_url_rule("/search/jql", "search_jql", search_jql, methods=methods)
+        bp.add_url_rule("/search/approximate-count", "approximate_count", approximate_count,
+                        methods=["POST"])
         bp.add_url_rule("/search", "search", gone, methods=methods)
     else:
         bp.add_url_rule("/search", "search", search, methods=methods)

@@ -17,6 +17,7 @@ from jira_sync.deliveries import new_token
 from jira_sync.store.models import InboxEvent, Integration
 from tests.integration.inbound.conftest import SECRET
 from tests.support.processes import closed_port
+from tests.support.stack import eventually
 
 pytestmark = pytest.mark.integration
 PATH = "/api/v2/integrations/jira/webhook"
@@ -73,7 +74,9 @@ def test_a_signed_delivery_is_stored_enqueued_by_id_and_deduplicated(
     assert row.event_type == "jira:issue_updated" and row.payload["issue"]["id"] == "10001"
     assert row.headers == {"X-Atlassian-Webhook-Identifier": "abc-1",
                            "X-Atlassian-Webhook-Flow": "Primary"}
-    message = json.loads(redis.Redis.from_url(broker_url).lindex("jira_sync.jira_inbound", 0))
+    # Published once stored and answered: it follows the answer closely.
+    message = json.loads(eventually(lambda: redis.Redis.from_url(broker_url).lindex(
+        "jira_sync.jira_inbound", 0), timeout=10))
     assert message["headers"]["task"] == "jira_sync.jira_delivery"
     assert json.loads(__import__("base64").b64decode(message["body"]))[0] == [[row.id]]
     # Jira's retry keeps the identifier: stored once, answered 200, never 409.

@@ -18,6 +18,7 @@ from jira_sync.mapping import (
     load_mapping,
     packaged_mapping_file,
 )
+from jira_sync.mapping.inbound import qalita_status
 from tests.unit.mapping import snapshot
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -305,7 +306,7 @@ def test_stored_overrides_are_validated_and_named_as_such():
 
 def test_the_example_in_the_docs_does_what_the_docs_say(tmp_path):
     docs = (ROOT / "docs" / "mapping.md").read_text()
-    example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    example = docs.split("\n## Example\n", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     mappings = load_mapping(write(tmp_path, example))
     pii = snapshot(severity="high", domain="billing", tags=("pii",))
     route = mappings.route(pii, "DATA", "Bug")
@@ -320,3 +321,16 @@ def test_the_example_in_the_docs_does_what_the_docs_say(tmp_path):
         Route("FIN", "Bug")
     assert mappings.for_project("OPS").field_defaults["resolution"] == {"name": "Done"}
     assert mappings.default.priorities.get("info") is None
+
+
+def test_the_back_from_jira_example_in_the_docs_does_what_the_docs_say(tmp_path):
+    docs = (ROOT / "docs" / "mapping.md").read_text()
+    section = docs.split("\n## Back from Jira\n", 1)[1].split("\n## ", 1)[0]
+    mappings = load_mapping(write(tmp_path, section.split("```yaml\n", 1)[1].split("```")[0]))
+    ops, data = mappings.for_project("OPS"), mappings.for_project("DATA")
+    assert ops.inbound["assignee"] and ops.conflicts["assignee"] == "qalita"
+    assert not data.inbound["assignee"] and data.conflicts["assignee"] == "latest"
+    assert data.inbound_statuses == {"Won't Do": "ignored", "Blocked": "active"}
+    assert qalita_status(data, "done", "Won't Do", False) == "ignored"
+    assert qalita_status(data, "done", "Done", False) == "resolved"
+
