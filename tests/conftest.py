@@ -8,9 +8,13 @@ so tests can run in any order and twice in a row.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -20,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from jira_sync.store import migrate
 from jira_sync.store.db import Database
-from tests.support.processes import clean_env
+from tests.support.processes import clean_env, free_port
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "JIRA_SYNC_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -152,3 +156,36 @@ def service_env(postgres_url: str, broker_url: str, secret_key: str,
         "PYTHONUNBUFFERED": "1",
     })
     return env
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[int, dict[str, subprocess.Popen], Any]]:
+    """A redis-server of this test's own, on a free port, that the test can stop and start
+    again (empty, as a broker without persistence comes back)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+
+    def start() -> subprocess.Popen:
+        process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+                                    "--save", "", "--appendonly", "no", "--dir",
+                                    str(tmp_path)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _pings(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {port} did not start")
+            time.sleep(0.1)
+        return process
+
+    running = {"process": start()}
+    yield port, running, start
+    running["process"].kill()
+    running["process"].wait()
+
+
+def _pings(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False

@@ -29,7 +29,7 @@ from time import monotonic
 from typing import Any
 
 from celery.worker.request import Request
-from celery_batches import Batches, SimpleRequest
+from celery_batches import Batches, SimpleRequest, consume_queue
 from celery_batches.trace import apply_batches_task
 
 logger = logging.getLogger("jira_sync.worker")
@@ -59,6 +59,7 @@ class BatchTask(Batches):
 
     def Strategy(self, task: Batches, app: Any, consumer: Any) -> Callable[..., None]:
         handler = super().Strategy(task, app, consumer)
+        self._restart()
         self._consumer = consumer  # its QoS exists only once it consumes
         self._widen_cap = self.flush_every * (getattr(consumer.pool, "limit", None) or 1)
         self._widened: set[Any] = set()  # delivery tags of the messages that widened it
@@ -76,6 +77,20 @@ class BatchTask(Batches):
                 raise
 
         return take
+
+    def _restart(self) -> None:
+        """A strategy is made for each consumer: at start, and again after a lost broker
+        connection, when Celery clears the event loop's timers. celery-batches would still
+        hold its dead flush timer and never start another, so messages would wait for
+        ``flush_every`` companions; and the requests it buffered belong to the closed
+        channel (they cannot be acknowledged, and the broker delivers them again)."""
+        if self._tref is not None:
+            self._tref.cancel()
+            self._tref = None
+        stale = list(consume_queue(self._buffer)) + list(consume_queue(self._pending))
+        if stale:
+            logger.warning("dropped %d %s message(s) buffered on the lost broker connection; "
+                           "the broker delivers them again", len(stale), self.name)
 
     def flush(self, requests: Collection[Request]) -> Any:
         batch: list[tuple[Request, SimpleRequest]] = []

@@ -4,9 +4,11 @@ database that goes away loses nothing, and a flush waits for queued events but n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -248,3 +250,45 @@ def test_a_delivery_message_that_keeps_losing_its_batch_is_split_then_given_up(
             cached.cache_clear()
     assert letter.kind == "intake_failed" and letter.inbox_id == ids[0]
     assert states == {ids[0]: "failed", ids[1]: "received"}
+
+
+def test_batches_still_flush_after_the_broker_connection_was_lost(service_env, db, own_redis,
+                                                                   tmp_path):
+    """Celery clears the worker's timers when the broker connection drops: the batches'
+    flush timer must start again, or messages would wait for 200 companions for ever."""
+    port, running, start = own_redis
+    broker = f"redis://127.0.0.1:{port}/0"
+    env = {**service_env, "JIRA_SYNC_BROKER_URL": broker}
+    worker = ServiceProcess(["worker"], env, tmp_path / "worker.log")
+    stop = threading.Event()
+
+    def stream() -> None:  # a batch's flush timer is running when the connection drops
+        issue_id = 1000
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                publish(broker, [qalita_event(issue_id)])
+                issue_id += 1
+            time.sleep(0.02)
+
+    try:
+        worker.wait_for(r"ready\.", 60)
+        streaming = threading.Thread(target=stream)
+        streaming.start()
+        wait_until(lambda: inbox_count(db) > 10, 30)
+        running["process"].kill()
+        running["process"].wait()
+        stop.set()
+        streaming.join()
+        running["process"] = start()
+        events = [qalita_event(issue_id) for issue_id in range(1, 6)]
+        publish(broker, events)
+        wanted = {event["event_id"] for event in events}
+
+        def stored() -> bool:
+            with db.unit_of_work() as session:
+                return wanted <= set(session.scalars(select(InboxEvent.dedupe_key)))
+
+        wait_until(stored, 60)
+    finally:
+        stop.set()
+        worker.kill()

@@ -48,7 +48,14 @@ class CuttableProxy:
                 client.close()
                 continue
             with self._lock:
-                self._sockets += [client, upstream]
+                # A connection accepted while ``cut`` ran must not outlive the cut.
+                cut = self._listener is not listener
+                if not cut:
+                    self._sockets += [client, upstream]
+            if cut:
+                client.close()
+                upstream.close()
+                return
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 

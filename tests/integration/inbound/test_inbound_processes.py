@@ -4,16 +4,12 @@ down while Jira delivers."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 
 import pytest
-import redis
 
 from jira_sync.simulators.jira import SimulatorConfig, running_simulator
 from jira_sync.simulators.qalita import QalitaSimulatorConfig, running_qalita_simulator
-from tests.support.processes import free_port
 from tests.support.proxy import CuttableProxy
 from tests.support.stack import Stack, eventually
 
@@ -95,33 +91,6 @@ def test_postgres_cut_during_a_burst_loses_no_delivery(stack, postgres_url):
     statuses = [a["status"] for d in deliveries for a in d["attempts"]]
     assert 503 in statuses  # refused while Postgres was away, then delivered again
     assert all(d["state"] == "delivered" for d in deliveries)
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of this test's own, on a free port, that the test can stop."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-
-    def start() -> subprocess.Popen:
-        process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
-                                    "--save", "", "--appendonly", "no", "--dir",
-                                    str(tmp_path)], stdout=subprocess.DEVNULL)
-        eventually(lambda: _pings(port), timeout=10, interval=0.1)
-        return process
-
-    running = {"process": start()}
-    yield port, running, start
-    running["process"].kill()
-
-
-def _pings(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
 
 
 def test_with_the_broker_down_deliveries_are_stored_and_processed_after(
