@@ -358,10 +358,14 @@ def _older(change: Change, current: dict[str, Any]) -> bool:
 
 
 def record_write(ctx: SyncContext, link_id: int, at: datetime, values: dict[str, Any],
-                 labels: Sequence[str] = ()) -> None:
+                 labels: Sequence[str] = (), *, ignored_label: str | None = None) -> None:
     """What jira-sync wrote to Jira is now the view's value of those fields (as of ``at``,
     when it was sent), unless a newer change arrived meanwhile; ``labels`` are the label
-    operations (``+x``, ``-y``). The echoes still come back, and are recognised as such."""
+    operations (``+x``, ``-y``), and one on ``ignored_label`` sets the ignored flag too, as a
+    delivery's would. The echoes still come back, and are recognised as such."""
+    ignored = [op[0] == "+" for op in labels if op[1:] == ignored_label]
+    if ignored:
+        values = {**values, IGNORED: ignored[-1]}
     with ctx.database.unit_of_work() as session:
         link = session.scalars(select(IssueLink).where(IssueLink.id == link_id)
                                .with_for_update()).one_or_none()

@@ -39,7 +39,7 @@ from jira_sync.sync.comments import comments_to_jira
 from jira_sync.sync.conflicts import JIRA, QALITA, mark_synced, settle, winner
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.identity import resolve_user
-from jira_sync.sync.jira_view import IGNORED, record_write
+from jira_sync.sync.jira_view import record_write
 from jira_sync.sync.lifecycle import handle_missing
 from jira_sync.sync.outcomes import (
     LeaseLost,
@@ -206,16 +206,13 @@ def update_issue(ctx: SyncContext, client: JiraClient, mapping: Mapping,
         work.managed_labels = sorted(set(want.labels) | {work.marker})
         ignored_sent = {("labels", f"{sign}{mapping.ignored_label}") for sign in "+-"} & set(sent)
         record_write(ctx, work.link_id, sent_at, {
-            **{name: value for name, value in (
+            name: value for name, value in (
                 ("summary", normalize(want.summary)),
                 ("description", {"text": normalize(edit.text),
                                  "top": description_text(edit.description)}),
                 ("assignee", fields.get("assignee") and edit.ref),
-            ) if name in fields},
-            # Jira's status for QALITA reads the ignored label: it is Jira's state now too.
-            **({IGNORED: ("labels", f"+{mapping.ignored_label}") in ignored_sent}
-               if ignored_sent else {}),
-        }, [value for name, value in sent if name == "labels"])
+            ) if name in fields}, [value for name, value in sent if name == "labels"],
+            ignored_label=mapping.ignored_label)
         mark_synced(work, *edits.synced, *(f for f in ("summary", "description", "assignee")
                                              if f in fields),
                     *(["ignored"] if ignored_sent else []))
