@@ -114,16 +114,18 @@ class InboxWriter:
 
     def _stored(self, batch: list[_Submission]) -> list[tuple[int, str]]:
         rows = [row for submission in batch for row in submission.rows]
-        for attempt in (1, 2):
-            try:
-                with self._database.unit_of_work() as session:
-                    return self._insert(session, rows)
-            except DBAPIError as exc:
-                # The connection went stale (the database restarted): the pool has dropped
-                # it, and the batch is tried once more on a new one.
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self._insert_in_transaction(rows)
+        except DBAPIError as exc:
+            # The connection went stale (the database restarted): the pool has dropped it,
+            # and the batch is tried once more on a new one.
+            if not exc.connection_invalidated:
+                raise
+        return self._insert_in_transaction(rows)
+
+    def _insert_in_transaction(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        with self._database.unit_of_work() as session:
+            return self._insert(session, rows)
 
     @staticmethod
     def _finish(batch: list[_Submission], error: Exception | None = None) -> None:

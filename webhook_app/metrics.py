@@ -6,7 +6,8 @@ worker and survives restarts, which in-process counters do not.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from flask import Flask, Response
 from prometheus_client import CollectorRegistry, generate_latest
@@ -40,40 +41,33 @@ class StoreCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
-        family = GaugeMetricFamily("jira_sync_inbox_events", "Inbox rows by source and state",
-                                   labels=["source", "state"])
-        for (source, state), count in sorted(inbox.items()):
-            family.add_metric([source, state], count)
-        yield family
-        family = GaugeMetricFamily("jira_sync_issue_links", "Issue links by state",
-                                   labels=["state"])
-        for state, count in sorted(links.items()):
-            family.add_metric([state], count)
-        yield family
+        yield _by_label("jira_sync_inbox_events", "Inbox rows by source and state",
+                        ["source", "state"], inbox)
+        yield _by_label("jira_sync_issue_links", "Issue links by state", ["state"],
+                        links)
         yield GaugeMetricFamily("jira_sync_dead_letters_open",
                                 "Dead letters neither replayed nor discarded", value=dead)
-        family = GaugeMetricFamily(
-            "jira_sync_queue_heartbeat_age_seconds",
-            "Seconds since a worker last consumed the probe sent through each queue",
-            labels=["queue"])
-        for queue, age in sorted(ages.items()):
-            family.add_metric([queue], age)
-        yield family
-        family = GaugeMetricFamily(
-            "jira_sync_inbound_links",
-            "Links with Jira changes still to write to QALITA, by lane state", labels=["state"])
-        for state, count in sorted(lanes.items()):
-            family.add_metric([state], count)
-        yield family
+        yield _by_label("jira_sync_queue_heartbeat_age_seconds",
+                        "Seconds since a worker last consumed the probe sent through each "
+                        "queue", ["queue"], ages)
+        yield _by_label("jira_sync_inbound_links",
+                        "Links with Jira changes still to write to QALITA, by lane state",
+                        ["state"], lanes)
         yield GaugeMetricFamily(
             "jira_sync_jira_delivery_wait_seconds",
             "How long the oldest stored Jira delivery has waited for a worker", value=waiting)
-        family = GaugeMetricFamily(
-            "jira_sync_reconcile_age_seconds",
-            "Seconds since each integration's last reconciliation sweep", labels=["tenant"])
-        for tenant, age in sorted(reconciled.items()):
-            family.add_metric([tenant], age)
-        yield family
+        yield _by_label("jira_sync_reconcile_age_seconds",
+                        "Seconds since each integration's last reconciliation sweep",
+                        ["tenant"], reconciled)
+
+
+def _by_label(name: str, documentation: str, labels: list[str],
+              values: Mapping[Any, float]) -> GaugeMetricFamily:
+    """A gauge per label value (a tuple of values for several labels)."""
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
+    return family
 
 
 def register(app: Flask) -> None:

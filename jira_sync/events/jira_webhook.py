@@ -265,10 +265,14 @@ _SCHEMA = WebhookSchema()
 
 def parse(body: Any) -> JiraWebhook:
     """The typed webhook, or :class:`InvalidWebhook` saying which fields are wrong."""
+    return _load(_SCHEMA, body, "a webhook body")
+
+
+def _load(schema: Schema, body: Any, what: str) -> Any:
     if not isinstance(body, dict):
-        raise InvalidWebhook(f"a webhook body must be a JSON object, not {type(body).__name__}")
+        raise InvalidWebhook(f"{what} must be a JSON object, not {type(body).__name__}")
     try:
-        return _SCHEMA.load(body)
+        return schema.load(body)
     except ValidationError as exc:
         raise InvalidWebhook(_flatten(exc.messages)) from None
 
@@ -309,12 +313,7 @@ _ISSUE_READ = _IssueRead()
 
 def parse_issue(body: Any) -> tuple[IssueSnapshot, tuple[History, ...]]:
     """An issue from a REST read (search, bulk fetch), with its changelog when expanded."""
-    if not isinstance(body, dict):
-        raise InvalidWebhook(f"an issue must be a JSON object, not {type(body).__name__}")
-    try:
-        return _ISSUE_READ.load(body)
-    except ValidationError as exc:
-        raise InvalidWebhook(_flatten(exc.messages)) from None
+    return _load(_ISSUE_READ, body, "an issue")
 
 
 def jira_time(text: str | None) -> datetime | None:
