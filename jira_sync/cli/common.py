@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from config import logging as service_logging
 from config import settings as settings_module
 from config.settings import Settings, SettingsError, secret_values
+
+if TYPE_CHECKING:
+    from jira_sync.store.db import Database
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -51,3 +56,23 @@ def preflight(settings: Settings) -> None:
                 fail(str(exc), code=2)
     finally:
         database.dispose()
+
+
+@contextmanager
+def tenant_database(tenant: str | None) -> Iterator[tuple[Settings, Database, str]]:
+    """What a command about one tenant's integration starts from: the settings, the database
+    checked and bootstrapped as a worker's is (``preflight``), and the tenant (``--tenant``,
+    else ``JIRA_SYNC_TENANT``). The engine is disposed after."""
+    from jira_sync.store.db import Database
+
+    settings = load_settings(needs_secret_key=True)
+    preflight(settings)
+    database = Database(settings.database_url)
+    try:
+        yield settings, database, tenant or settings.tenant
+    finally:
+        database.dispose()
+
+
+def no_integration(tenant: str) -> NoReturn:
+    fail(f"no integration for tenant {tenant!r} (set JIRA_BASE_URL and its credentials)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from jira_sync.cli.common import fail, load_settings, preflight
+from jira_sync.cli.common import fail, no_integration, tenant_database
 
 
 @click.group()
@@ -19,20 +19,13 @@ def test_connection(tenant: str | None) -> None:
     """Check credentials, project and issue type against Jira and print what is wrong."""
     from jira_sync.crypto import SecretBox
     from jira_sync.jira.connect import UnsupportedAuth, check, client_for
-    from jira_sync.store.db import Database
     from jira_sync.store.models import Integration
 
-    settings = load_settings(needs_secret_key=True)
-    preflight(settings)
-    tenant = tenant or settings.tenant
-    database = Database(settings.database_url)
-    try:
-        with database.unit_of_work() as session:
-            found = session.scalar(select(Integration).where(Integration.tenant == tenant))
-    finally:
-        database.dispose()
+    with tenant_database(tenant) as (settings, database, tenant), \
+            database.unit_of_work() as session:
+        found = session.scalar(select(Integration).where(Integration.tenant == tenant))
     if found is None:
-        fail(f"no integration for tenant {tenant!r} (set JIRA_BASE_URL and its credentials)")
+        no_integration(tenant)
     try:
         client = client_for(found, SecretBox(settings.secret_keys))
     except UnsupportedAuth as exc:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from jira_sync.cli.common import fail, load_settings, preflight
+from jira_sync.cli.common import fail, no_integration, tenant_database
 
 # Flushes the sweep made due are run here up to this far ahead; later ones (parked after a
 # failure) are the workers' and the sweep's.
@@ -36,23 +36,17 @@ def reconcile(tenant: str | None, since: str | None) -> None:
     """Apply the Jira changes no webhook brought, now, and print what was checked and
     changed."""
     from jira_sync.jira.limiter import limiter_for
-    from jira_sync.store.db import Database
     from jira_sync.store.models import Integration
     from jira_sync.sync import reconcile as sweep
     from jira_sync.sync.context import SyncContext
 
     moment = _since(since)
-    settings = load_settings(needs_secret_key=True)
-    preflight(settings)
-    tenant = tenant or settings.tenant
-    database = Database(settings.database_url)
-    try:
+    with tenant_database(tenant) as (settings, database, tenant):
         with database.unit_of_work() as session:
             integration_id = session.scalar(select(Integration.id).where(
                 Integration.tenant == tenant))
         if integration_id is None:
-            fail(f"no integration for tenant {tenant!r} (set JIRA_BASE_URL and its "
-                 "credentials)")
+            no_integration(tenant)
         ctx = SyncContext.from_settings(settings, database,
                                         limiter_for(settings.broker_url, database))
         with _Bars() as bars:
@@ -62,8 +56,6 @@ def reconcile(tenant: str | None, since: str | None) -> None:
             except Exception as exc:  # One line for the operator; the log has the rest.
                 fail(f"reconciliation failed: {getattr(exc, 'reason', None) or exc}")
         written = _run(ctx, dues)
-    finally:
-        database.dispose()
     click.echo(f"tenant {report.tenant}: read {report.read} issues changed in Jira since "
                f"{report.since.isoformat() if report.since else 'the start'} in "
                f"{', '.join(report.projects) or 'no project'}")

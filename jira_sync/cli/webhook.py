@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from jira_sync.cli.common import fail, load_settings, preflight
+from jira_sync.cli.common import fail, no_integration, tenant_database
 
 
 @click.group()
@@ -21,25 +21,17 @@ def url(tenant: str | None, rotate: bool) -> None:
     """Make the integration's webhook URL and print it (only its hash is kept, so it is shown
     this once)."""
     from jira_sync.deliveries import new_token, token_url
-    from jira_sync.store.db import Database
     from jira_sync.store.models import Integration
 
-    settings = load_settings(needs_secret_key=True)
-    preflight(settings)
-    tenant = tenant or settings.tenant
-    database = Database(settings.database_url)
-    try:
-        with database.unit_of_work() as session:
-            integration = session.scalars(select(Integration).where(
-                Integration.tenant == tenant).with_for_update()).one_or_none()
-            if integration is None:
-                fail(f"no integration for tenant {tenant!r} (set JIRA_BASE_URL and its "
-                     "credentials)")
-            if integration.webhook_token_hash is not None and not rotate:
-                fail(f"tenant {tenant!r} already has a webhook URL; it was shown only when it "
-                     "was made. `jira-sync webhook url --rotate` makes a new one (the old one "
-                     "then stops working)")
-            token = new_token(session, integration)
-    finally:
-        database.dispose()
+    with tenant_database(tenant) as (settings, database, tenant), \
+            database.unit_of_work() as session:
+        integration = session.scalars(select(Integration).where(
+            Integration.tenant == tenant).with_for_update()).one_or_none()
+        if integration is None:
+            no_integration(tenant)
+        if integration.webhook_token_hash is not None and not rotate:
+            fail(f"tenant {tenant!r} already has a webhook URL; it was shown only when it "
+                 "was made. `jira-sync webhook url --rotate` makes a new one (the old one "
+                 "then stops working)")
+        token = new_token(session, integration)
     click.echo(token_url(settings.public_url, token))
