@@ -13,8 +13,9 @@ from typing import Any
 
 import requests
 
+from tests.support.people import People
 from tests.support.processes import ServiceProcess, free_port
-from tests.support.two_way import PEOPLE, QALITA_TOKEN, SECRET
+from tests.support.two_way import QALITA_TOKEN, SECRET
 
 FAST = {"JIRA_SYNC_DEBOUNCE_SECONDS": "0.3", "JIRA_SYNC_SWEEP_SECONDS": "1",
         "JIRA_SYNC_LEASE_SECONDS": "4", "JIRA_SYNC_INDEX_LAG_SECONDS": "1",
@@ -23,7 +24,7 @@ FAST = {"JIRA_SYNC_DEBOUNCE_SECONDS": "0.3", "JIRA_SYNC_SWEEP_SECONDS": "1",
         "JIRA_SYNC_RECONCILE_SECONDS": "3600"}
 
 
-class Stack:
+class Stack(People):
     def __init__(self, service_env: dict[str, str], jira: Any, qalita: Any, tmp_path: Path,
                  **env: str) -> None:
         self.jira, self.qalita, self.tmp_path = jira, qalita, tmp_path
@@ -64,20 +65,6 @@ class Stack:
 
     # -- the two sides ---------------------------------------------------------------------
 
-    def configure_jira(self, **settings: Any) -> None:
-        requests.post(f"{self.jira.base_url}/_sim/config", json=settings,
-                      timeout=10).raise_for_status()
-
-    def qalita_new(self, **fields: Any) -> dict[str, Any]:
-        response = requests.post(f"{self.qalita.base_url}/_sim/issues", json={
-            "title": "Orders table is stale", "dataset": "orders", "rule": "freshness",
-            "severity": "high", "domain": "billing", **fields}, timeout=10)
-        assert response.status_code == 201, response.text
-        return response.json()["event"]["issue"]
-
-    def qalita_issue(self, issue_id: int) -> dict[str, Any]:
-        return requests.get(f"{self.qalita.base_url}/_sim/issues/{issue_id}", timeout=10).json()
-
     def qalita_calls(self) -> list[dict[str, Any]]:
         return requests.get(f"{self.qalita.base_url}/_sim/calls", timeout=10).json()
 
@@ -92,20 +79,6 @@ class Stack:
 
     def jira_calls(self) -> list[dict[str, Any]]:
         return requests.get(f"{self.jira.base_url}/_sim/calls", timeout=10).json()
-
-    def as_person(self, method: str, path: str, body: Any = None,
-                  person: str = "ana@example.com") -> requests.Response:
-        api = f"/rest/api/{self.jira.config.api_version}"
-        response = requests.request(method, f"{self.jira.base_url}{api}{path}", json=body,
-                                    auth=(person, PEOPLE[person]), timeout=10)
-        assert response.status_code < 300, response.text
-        return response
-
-    def transition(self, issue_id: str, name: str, person: str = "ana@example.com") -> None:
-        listing = self.as_person("GET", f"/issue/{issue_id}/transitions", person=person).json()
-        chosen = next(t for t in listing["transitions"] if t["name"] == name)
-        self.as_person("POST", f"/issue/{issue_id}/transitions",
-                       {"transition": {"id": chosen["id"]}}, person=person)
 
 
 def eventually(check: Any, timeout: float = 60, interval: float = 0.25) -> Any:

@@ -35,19 +35,19 @@ from jira_sync.sync import inbound, jira_changes
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.outbound import flush_link
 from jira_sync.sync.state import Due
+from tests.support.people import People
 from tests.support.processes import free_port
 from tests.support.sync import bootstrap
 from webhook_app import create_app
 
 SECRET = "hook-secret"
 QALITA_TOKEN = "qalita-tok"
-PEOPLE = {"ana@example.com": "tok-ana", "bo@example.com": "tok-bo"}
 TIMINGS = SyncTimings(sweep_seconds=1.0, lease_seconds=5.0, index_lag_seconds=0.5,
                       backoff_base_seconds=0.05, backoff_cap_seconds=0.5,
                       max_retry_age_seconds=3600.0, jira_rate_limit=1000.0)
 
 
-class TwoWay:
+class TwoWay(People):
     """One integration between a Jira simulator and a QALITA simulator, and a worker's work
     done on demand."""
 
@@ -160,20 +160,10 @@ class TwoWay:
 
     # -- QALITA, as its users and as the sync sees it ----------------------------------------
 
-    def qalita_new(self, **fields: Any) -> dict[str, Any]:
-        response = requests.post(f"{self.qalita.base_url}/_sim/issues", json={
-            "title": "Orders table is stale", "dataset": "orders", "rule": "freshness",
-            "severity": "high", "domain": "billing", **fields}, timeout=10)
-        assert response.status_code == 201, response.text
-        return response.json()["event"]["issue"]
-
     def qalita_change(self, issue_id: int, **changes: Any) -> None:
         response = requests.patch(f"{self.qalita.base_url}/_sim/issues/{issue_id}",
                                   json=changes, timeout=10)
         assert response.status_code == 200, response.text
-
-    def qalita_issue(self, issue_id: int) -> dict[str, Any]:
-        return requests.get(f"{self.qalita.base_url}/_sim/issues/{issue_id}", timeout=10).json()
 
     def qalita_writes(self) -> list[dict[str, Any]]:
         """jira-sync's writes to QALITA."""
@@ -189,19 +179,6 @@ class TwoWay:
                             webhook_retry_delay_ms=3_600_000)
         self.holding = True
 
-    def configure_jira(self, **settings: Any) -> None:
-        requests.post(f"{self.jira.base_url}/_sim/config", json=settings,
-                      timeout=10).raise_for_status()
-
-    def as_person(self, method: str, path: str, body: Any = None,
-                  person: str = "ana@example.com") -> requests.Response:
-        """A person's REST call (their own account, so the change is theirs)."""
-        api = f"/rest/api/{self.jira.config.api_version}"
-        response = requests.request(method, f"{self.jira.base_url}{api}{path}", json=body,
-                                    auth=(person, PEOPLE[person]), timeout=10)
-        assert response.status_code < 300, response.text
-        return response
-
     def jira_issue_of(self, qalita_id: int) -> dict[str, Any]:
         marker = f"qalita-id-default-{qalita_id}"
         found = [i for i in requests.get(f"{self.jira.base_url}/_sim/issues", timeout=10).json()
@@ -214,10 +191,3 @@ class TwoWay:
         calls = requests.get(f"{self.jira.base_url}/_sim/calls", timeout=10).json()
         return [c for c in calls if c["method"] != "GET" and c.get("actor") == "svc"
                 and "/search" not in c["path"]]
-
-    def transition(self, issue_id: str, name: str, person: str = "ana@example.com") -> None:
-        """A person moves the issue by one transition, by its name."""
-        listing = self.as_person("GET", f"/issue/{issue_id}/transitions", person=person).json()
-        chosen = next(t for t in listing["transitions"] if t["name"] == name)
-        self.as_person("POST", f"/issue/{issue_id}/transitions",
-                       {"transition": {"id": chosen["id"]}}, person=person)

@@ -1,5 +1,5 @@
-"""Fixtures of the receiver's tests: integrations as the bootstrap makes them, and the Flask
-app on this test's database and broker."""
+"""Fixtures of the inbound tests: integrations as the bootstrap makes them, the Flask app on
+this test's database and broker, both simulators, and the in-process two-way harness."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 from config.settings import load
 from jira_sync.crypto import SecretBox
 from jira_sync.integrations import upsert_from_env
+from jira_sync.simulators.jira import SimulatorConfig, running_simulator
+from jira_sync.simulators.qalita import QalitaSimulatorConfig, running_qalita_simulator
 from tests.support.sync import bootstrap
+from tests.support.two_way import TwoWay
 from webhook_app import create_app
 
 SECRET = "It's a Secret to Everybody"
@@ -48,3 +51,32 @@ def make_client(secret_key, broker_url, postgres_url):
         app.extensions["jira_sync"]["database"].dispose()
 
 
+
+
+@pytest.fixture
+def jira(deployment):
+    """The Jira simulator of the test's ``deployment`` (modules parametrize it)."""
+    with running_simulator(SimulatorConfig(deployment=deployment, index_lag_ms=0)) as running:
+        yield running
+
+
+@pytest.fixture
+def qalita(broker_url):
+    """The QALITA simulator, publishing its events on the test's broker."""
+    with running_qalita_simulator(QalitaSimulatorConfig(broker_url=broker_url)) as running:
+        yield running
+
+
+@pytest.fixture
+def make(database, jira, qalita, broker_url):
+    """Start the two-way harness (tests/support/two_way.py); closed after the test."""
+    made = []
+
+    def start(**kwargs) -> TwoWay:
+        sync = TwoWay(database, jira, qalita, broker_url, **kwargs)
+        made.append(sync)
+        return sync
+
+    yield start
+    for sync in made:
+        sync.close()

@@ -23,12 +23,6 @@ def jira():
 
 
 @pytest.fixture
-def qalita(broker_url):
-    with running_qalita_simulator(QalitaSimulatorConfig(broker_url=broker_url)) as sim:
-        yield sim
-
-
-@pytest.fixture
 def stack(service_env, jira, qalita, tmp_path):
     made: list[Stack] = []
 

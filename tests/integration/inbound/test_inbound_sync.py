@@ -5,37 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from jira_sync.simulators.jira import SimulatorConfig, running_simulator
-from jira_sync.simulators.qalita import QalitaSimulatorConfig, running_qalita_simulator
-from tests.support.two_way import TwoWay
-
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("deployment", ["cloud", "server"])]
-
-
-@pytest.fixture
-def jira(deployment):
-    with running_simulator(SimulatorConfig(deployment=deployment, index_lag_ms=0)) as running:
-        yield running
-
-
-@pytest.fixture
-def qalita(broker_url):
-    with running_qalita_simulator(QalitaSimulatorConfig(broker_url=broker_url)) as running:
-        yield running
-
-
-@pytest.fixture
-def make(database, jira, qalita, broker_url):
-    made = []
-
-    def start(**kwargs) -> TwoWay:
-        sync = TwoWay(database, jira, qalita, broker_url, **kwargs)
-        made.append(sync)
-        return sync
-
-    yield start
-    for sync in made:
-        sync.close()
 
 
 def test_a_status_a_person_sets_in_jira_reaches_qalita_once(make):

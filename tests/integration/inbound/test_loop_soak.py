@@ -22,7 +22,6 @@ from jira_sync.mapping import Mapping
 from jira_sync.mapping.inbound import is_managed_label
 from jira_sync.render import adf_to_text
 from jira_sync.simulators.jira import SimulatorConfig, running_simulator
-from jira_sync.simulators.qalita import QalitaSimulatorConfig, running_qalita_simulator
 from tests.support.stack import Stack, eventually
 
 pytestmark = pytest.mark.integration
@@ -37,12 +36,6 @@ MAPPING = "inbound:\n  assignee: true\ntag_labels: true\n"
 @pytest.fixture
 def jira():
     with running_simulator(SimulatorConfig(deployment="cloud", index_lag_ms=0, seed=11)) as sim:
-        yield sim
-
-
-@pytest.fixture
-def qalita(broker_url):
-    with running_qalita_simulator(QalitaSimulatorConfig(broker_url=broker_url)) as sim:
         yield sim
 
 

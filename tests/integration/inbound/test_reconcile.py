@@ -9,8 +9,6 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from jira_sync.simulators.jira import SimulatorConfig, running_simulator
-from jira_sync.simulators.qalita import QalitaSimulatorConfig, running_qalita_simulator
 from jira_sync.store.models import IssueLink, LogEntry
 from jira_sync.store.types import utcnow
 from jira_sync.sync.reconcile import reconcile
@@ -18,32 +16,6 @@ from tests.integration.inbound.test_inbound_sync import captured, signed_post
 from tests.support.two_way import TwoWay
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("deployment", ["cloud", "server"])]
-
-
-@pytest.fixture
-def jira(deployment):
-    with running_simulator(SimulatorConfig(deployment=deployment, index_lag_ms=0)) as running:
-        yield running
-
-
-@pytest.fixture
-def qalita(broker_url):
-    with running_qalita_simulator(QalitaSimulatorConfig(broker_url=broker_url)) as running:
-        yield running
-
-
-@pytest.fixture
-def make(database, jira, qalita, broker_url):
-    made = []
-
-    def start(**kwargs) -> TwoWay:
-        sync = TwoWay(database, jira, qalita, broker_url, **kwargs)
-        made.append(sync)
-        return sync
-
-    yield start
-    for sync in made:
-        sync.close()
 
 
 def sweep(sync: TwoWay, **kwargs):
