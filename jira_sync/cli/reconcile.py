@@ -105,8 +105,9 @@ def _run(ctx: object, dues: list) -> int:
     while queue and queue[0][0] <= time.time() + RUN_AHEAD_SECONDS:
         at, _, due = heapq.heappop(queue)
         time.sleep(max(0.0, at - time.time()))
-        flush = inbound.flush_inbound if due.inbound else outbound.flush_link
-        for follow_up in flush(ctx, due.link_id):
+        follow_ups = inbound.flush_inbound(ctx, [due.link_id]) if due.inbound \
+            else outbound.flush_link(ctx, due.link_id)
+        for follow_up in follow_ups:
             count += 1
             heapq.heappush(queue, (follow_up.at.timestamp(), count, follow_up))
         runs += 1

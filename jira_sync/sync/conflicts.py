@@ -13,12 +13,9 @@ from collections.abc import Mapping as Dict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from jira_sync.mapping import Mapping
 from jira_sync.store.models import IssueLink
 from jira_sync.store.types import utcnow
-from jira_sync.sync.context import SyncContext
 from jira_sync.sync.outcomes import Work
 
 # Fields of the link's view of Jira -> the QALITA field they stand for.
@@ -76,26 +73,25 @@ def winner(mapping: Mapping, work: Work, field: str) -> str | None:
     return JIRA if policy == "latest" and jira > qalita else QALITA
 
 
-def settle(ctx: SyncContext, link_id: int, seen: Dict[str, Any]) -> None:
-    """QALITA has been told (or need not be) of the Jira changes a flush read: clear their
-    marks, unless a newer delivery changed the field since (the flush read ``seen``)."""
-    if not seen:
-        return
-    with ctx.database.unit_of_work() as session:
-        link = session.scalars(select(IssueLink).where(IssueLink.id == link_id)
-                               .with_for_update()).one_or_none()
-        if link is None:
-            return
-        view = {field: dict(entry) for field, entry in (link.jira_view or {}).items()}
-        for field, entry in seen.items():
-            current = view.get(field)
-            if current is None:
-                continue
-            if field == "labels":
-                # QALITA was told the difference this flush read: that is agreed now.
-                seen_v, seen_base = set(entry.get("v") or []), set(entry.get("base") or [])
-                base = set(current.get("base") or []) | (seen_v - seen_base)
-                current["base"] = sorted(base - (seen_base - seen_v))
-            elif current.get("cl") == entry.get("cl") and current.get("at") == entry.get("at"):
-                current["dirty"] = False
-        link.jira_view = view
+def settle(work: Work, seen: Dict[str, Any]) -> None:
+    """QALITA has been told (or need not be) of the Jira changes a flush read: their marks
+    are cleared with the flush's next save, unless a newer delivery changed the field since
+    (the flush read ``seen``)."""
+    if seen:
+        work.updates.append(lambda link: _clear_marks(link, seen))
+
+
+def _clear_marks(link: IssueLink, seen: Dict[str, Any]) -> None:
+    view = {field: dict(entry) for field, entry in (link.jira_view or {}).items()}
+    for field, entry in seen.items():
+        current = view.get(field)
+        if current is None:
+            continue
+        if field == "labels":
+            # QALITA was told the difference this flush read: that is agreed now.
+            seen_v, seen_base = set(entry.get("v") or []), set(entry.get("base") or [])
+            base = set(current.get("base") or []) | (seen_v - seen_base)
+            current["base"] = sorted(base - (seen_base - seen_v))
+        elif current.get("cl") == entry.get("cl") and current.get("at") == entry.get("at"):
+            current["dirty"] = False
+    link.jira_view = view

@@ -12,10 +12,11 @@ dead-lettered on 400, 401 and 403; a QALITA 404 marks the lane ``gone``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from jira_sync.events.qalita_event import InvalidEvent, dump_issue, parse_issue
 from jira_sync.jira.client import JiraClient
@@ -42,55 +43,82 @@ from jira_sync.sync.outcomes import (
     INBOUND_GONE,
     LeaseLost,
     Work,
+    abandon,
     fail,
     finish,
     journal,
     look_again_at,
     park,
-    renew,
-    save_progress,
     unexpected,
 )
 from jira_sync.sync.state import C_DELETING, C_PENDING, C_POSTED, FINAL_STATES, Due
 
 logger = logging.getLogger("jira_sync.inbound")
+# Links leased and read in one transaction by an inbound flush: few enough that the last
+# of them is written well within its lease.
+LINKS_PER_LEASE = 20
 # QALITA's fields whose change there must reach Jira (every field outbound renders from).
 QALITA_FIELDS = ("status", "title", "description", "owner", "tags", "severity", "dataset",
                  "rule", "metric", "domain", "url", "evidence", "links")
 
 
-def flush_inbound(ctx: SyncContext, link_id: int) -> list[Due]:
-    """Write the link's pending Jira changes to QALITA; returns the flushes to schedule."""
-    owner = leases.new_owner()
-    now = utcnow()
+def flush_inbound(ctx: SyncContext, link_ids: Sequence[int]) -> list[Due]:
+    """Write the links' pending Jira changes to QALITA; returns the flushes to schedule.
+
+    The links are leased and read together, in one transaction; each is then written and
+    finished on its own, so one link's failure is only its own.
+    """
+    works, dues = _lease(ctx, link_ids)
+    for work in works:
+        dues += _flush_guarded(ctx, work)
+    return dues
+
+
+def _lease(ctx: SyncContext, link_ids: Sequence[int]) -> tuple[list[Work], list[Due]]:
+    """Lease the due links among ``link_ids``; the others are scheduled for when they are due
+    or free."""
+    owner, now = leases.new_owner(), utcnow()
+    works: list[Work] = []
+    dues: list[Due] = []
     with ctx.database.unit_of_work() as session:
-        link = session.get(IssueLink, link_id)
-        if link is None or link.state in FINAL_STATES or link.inbound_due_at is None:
-            return []
-        if link.inbound_due_at > now:
-            return [Due(link.id, link.inbound_due_at, inbound=True)]
-        if not leases.acquire(session, [link.id], owner, ctx.timings.lease_seconds):
-            session.refresh(link)
-            return [Due(link.id, look_again_at(link, now), inbound=True)]
-        session.refresh(link)
-        link.inbound_due_at = None
-        integration = session.get(Integration, link.integration_id)
-        assert integration is not None
-        work = Work.of(link, owner, integration, inbound=True)
-        work.comments = list(session.scalars(select(CommentLink).where(
-            CommentLink.link_id == link.id, CommentLink.origin == echoes.JIRA,
-            CommentLink.state.in_((C_PENDING, C_POSTED, C_DELETING))).order_by(CommentLink.id)))
-        session.expunge(integration)
-        for row in work.comments:
+        held = set(leases.acquire(session, link_ids, owner, ctx.timings.lease_seconds))
+        idle: list[int] = []
+        integrations: dict[int, Integration] = {}
+        for link in session.scalars(select(IssueLink).where(IssueLink.id.in_(list(link_ids)))
+                                    .order_by(IssueLink.id)):
+            due = link.inbound_due_at
+            if link.state in FINAL_STATES or due is None or due > now or link.id not in held:
+                if link.id in held:
+                    idle.append(link.id)
+                if due is not None and link.state not in FINAL_STATES:
+                    at = due if due > now else look_again_at(link, now)
+                    dues.append(Due(link.id, at, inbound=True))
+                continue
+            link.inbound_due_at = None
+            if link.integration_id not in integrations:
+                integration = session.get(Integration, link.integration_id)
+                assert integration is not None
+                integrations[link.integration_id] = integration
+            work = Work.of(link, owner, integrations[link.integration_id], inbound=True)
+            works.append(work)
+        leases.release(session, idle, owner)
+        by_link = {work.link_id: work for work in works}
+        for row in session.scalars(select(CommentLink).where(
+                CommentLink.link_id.in_(list(by_link)), CommentLink.origin == echoes.JIRA,
+                CommentLink.state.in_((C_PENDING, C_POSTED, C_DELETING)))
+                .order_by(CommentLink.id)):
+            by_link[row.link_id].comments.append(row)
             session.expunge(row)
-    return _flush_guarded(ctx, work)
+        for integration in integrations.values():
+            session.expunge(integration)
+    return works, dues
 
 
 def _flush_guarded(ctx: SyncContext, work: Work) -> list[Due]:
     try:
         _sync(ctx, work)
     except LeaseLost:
-        return []
+        return abandon(ctx, work)
     except TransientError as exc:
         return park(ctx, work, exc)
     except NotFound as exc:
@@ -169,12 +197,11 @@ def _fields(ctx: SyncContext, client: JiraClient, qalita: QalitaClient, mapping:
     for decision, message in plan.notes:
         journal(ctx, work, "inbound", decision, message)
     if plan.outbound_due:
-        _make_outbound_due(ctx, work)
+        _make_outbound_due(work)
     after = _with_changes(current, plan.changes)
     if plan.changes:
         answer = _write(ctx, qalita, work, plan.changes)
-        after = _remember(ctx, work, stored, current, _snapshot(answer) if answer else None,
-                          after)
+        after = _remember(work, stored, current, _snapshot(answer) if answer else None, after)
     elif plan.seen:
         journal(ctx, work, "inbound", "unchanged", f"QALITA issue {work.qalita_issue_id} "
                 f"already holds Jira's {', '.join(sorted(plan.seen))}")
@@ -183,7 +210,7 @@ def _fields(ctx: SyncContext, client: JiraClient, qalita: QalitaClient, mapping:
         for name in plan.agreed:
             adopt(ctx, client, mapping, work, name, after)
         mark_synced(work, *plan.agreed)
-    settle(ctx, work.link_id, plan.seen)
+    settle(work, plan.seen)
 
 
 def _targets(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work) -> _Targets:
@@ -283,7 +310,7 @@ def _snapshot(issue: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def _remember(ctx: SyncContext, work: Work, stored: dict[str, Any], fresh: dict[str, Any],
+def _remember(work: Work, stored: dict[str, Any], fresh: dict[str, Any],
               answer: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
     """What was written is QALITA's state now, before its event comes back: an outbound flush
     in between must not put QALITA's older values back into Jira.
@@ -291,26 +318,31 @@ def _remember(ctx: SyncContext, work: Work, stored: dict[str, Any], fresh: dict[
     QALITA's answer carries its new version, which makes the events still in flight stale; so
     what QALITA changed itself since the stored snapshot (read just before the write) is
     taken from here, and outbound is made due to carry it to Jira. Without an answer, the
-    snapshot is updated in place, unless a newer one came in meanwhile.
+    snapshot is updated in place, unless a newer one came in meanwhile. Saved with the
+    flush's next save, against the row as it is then.
     """
-    now = utcnow()
     drift = [name for name in QALITA_FIELDS if fresh.get(name) != stored.get(name)]
-    with ctx.database.unit_of_work() as session:
-        link = session.scalars(select(IssueLink).where(IssueLink.id == work.link_id)
-                               .with_for_update()).one_or_none()
-        if link is None or link.desired is None:
-            return after
+    if answer is not None and answer.get("version", 0) > work.desired_version:
+        after = answer
+    work.desired = {**(work.desired or {}), "issue": after}
+
+    def update(link: IssueLink) -> None:
+        now = utcnow()
+        if link.desired is None:
+            return
         if answer is not None and answer.get("version", 0) > link.desired_version:
-            after, link.desired_version = answer, answer["version"]
+            link.desired_version = answer["version"]
         elif link.desired_version != work.desired_version:
-            return after  # a newer snapshot came in: it tells what QALITA holds
+            return  # a newer snapshot came in: it tells what QALITA holds
         changed = {**(link.desired.get("changed") or {}),
                    **dict.fromkeys(drift, now.isoformat())}
         link.desired = {**link.desired, "issue": after, "changed": changed}
         if drift:
             link.due_at = link.due_at or now
-            work.outbound_due = True
-    work.desired = {**(work.desired or {}), "issue": after}
+
+    work.updates.append(update)
+    if drift:
+        work.outbound_due = True
     return after
 
 
@@ -358,24 +390,26 @@ def _status(ctx: SyncContext, client: JiraClient, mapping: Mapping, work: Work) 
 
 def _write(ctx: SyncContext, qalita: QalitaClient, work: Work,
            changes: dict[str, Any]) -> dict[str, Any] | None:
-    """The PUT, recorded first as pending writes so QALITA's event for it is an echo."""
+    """The PUT, recorded first as pending writes (in the transaction that renews the lease)
+    so QALITA's event for it is an echo; what it changed is saved when the flush ends."""
     work.request = changes
     with ctx.database.unit_of_work() as session:
+        if not leases.renew(session, work.link_id, work.owner, ctx.timings.lease_seconds):
+            raise LeaseLost(work.link_id)
         echoes.expect(session, work.link_id, echoes.QALITA, changes.items(),
                       ctx.timings.echo_ttl_seconds)
-    renew(ctx, work)
     answer = qalita.update_issue(work.qalita_issue_id, changes)
     shown = {k: (normalize(v)[:80] if isinstance(v, str) else v) for k, v in changes.items()}
     journal(ctx, work, "inbound", "applied", f"wrote {', '.join(sorted(changes))} to QALITA "
             f"issue {work.qalita_issue_id} from {work.jira_issue_key}", changes=shown)
-    save_progress(ctx, work)
     return answer
 
 
-def _make_outbound_due(ctx: SyncContext, work: Work) -> None:
+def _make_outbound_due(work: Work) -> None:
     """QALITA won: its value still has to reach Jira, so outbound must flush."""
-    with ctx.database.unit_of_work() as session:
-        session.execute(update(IssueLink).where(
-            IssueLink.id == work.link_id, IssueLink.due_at.is_(None))
-            .values(due_at=utcnow()).execution_options(synchronize_session=False))
+
+    def update(link: IssueLink) -> None:
+        link.due_at = link.due_at or utcnow()
+
+    work.updates.append(update)
     work.outbound_due = True

@@ -44,6 +44,7 @@ from jira_sync.sync.lifecycle import handle_missing
 from jira_sync.sync.outcomes import (
     LeaseLost,
     Work,
+    abandon,
     fail,
     finish,
     journal,
@@ -136,7 +137,7 @@ def _flush_guarded(ctx: SyncContext, work: Work) -> list[Due]:
     try:
         _sync_existing(ctx, work)
     except LeaseLost:
-        return []
+        return abandon(ctx, work)
     except WorkflowBlocked as exc:
         return finish(ctx, work, state=BLOCKED, reason=exc.reason, decision="blocked")
     except TransientError as exc:
@@ -345,7 +346,7 @@ class _Edits:
     def close(self) -> None:
         for note in self.notes:
             journal(self.ctx, self.work, "edit", "conflict", note)
-        settle(self.ctx, self.work.link_id, self.dropped)
+        settle(self.work, self.dropped)
 
 
 def _label_operations(mapping: Mapping, work: Work, want: DesiredIssue, edits: _Edits,

@@ -11,6 +11,7 @@ and the reason). A flush that outlived its lease stops at its next write (``rene
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +55,10 @@ class Work:
     comments: list[CommentLink] = field(default_factory=list)
     # Log rows written with the next save, so the log and the link's state commit together.
     notes: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    # Changes to columns intake also writes (the link's view of Jira, QALITA's snapshot),
+    # applied with the next save to the row as it is then, under its lock: a delivery folded
+    # meanwhile is kept, and the flush spends no transaction of its own on them.
+    updates: list[Callable[[IssueLink], None]] = field(default_factory=list)
     # Set when the flush learnt something that needs another pass at once (an adopted issue).
     again: bool = False
     # Set once the link's outcome is written and its lease released.
@@ -111,19 +116,45 @@ def renew(ctx: SyncContext, work: Work) -> None:
             raise LeaseLost(work.link_id)
 
 
+def abandon(ctx: SyncContext, work: Work) -> list[Due]:
+    """The lease was lost: the flush that took the link over owns its state from now on, but
+    what this one did still happened, so its log rows and its updates of the view are kept."""
+    work.done = True
+    if work.notes or work.updates:
+        with ctx.database.unit_of_work() as session:
+            link = _link(session, work)
+            if link is not None:
+                for update in work.updates:
+                    update(link)
+                _log_notes(session, work)
+    return []
+
+
 def save_progress(ctx: SyncContext, work: Work, **values: Any) -> None:
     """Record what now holds in Jira at once, so a later failure never repeats it."""
     with ctx.database.unit_of_work() as session:
-        link = session.get(IssueLink, work.link_id)
+        link = _link(session, work)
         if link is not None:
             persist(session, work, link)
             for name, value in values.items():
                 setattr(link, name, value)
 
 
+def _link(session: Session, work: Work) -> IssueLink | None:
+    """The flush's link, locked when updates wait to be applied to it."""
+    return session.get(IssueLink, work.link_id, with_for_update=bool(work.updates))
+
+
 def persist(session: Session, work: Work, link: IssueLink) -> None:
     """What the flush wrote so far, and its log rows, into the session's transaction."""
     link.written, link.managed_labels = work.written, work.managed_labels
+    for update in work.updates:
+        update(link)
+    work.updates.clear()
+    _log_notes(session, work)
+
+
+def _log_notes(session: Session, work: Work) -> None:
     for action, decision, message, details in work.notes:
         log(session, work.integration.id, action, decision, message, link_id=work.link_id,
             **details)
@@ -147,7 +178,7 @@ def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: st
     now = utcnow()
     retry_now = retry_now or work.again
     with ctx.database.unit_of_work() as session:
-        link = session.get(IssueLink, work.link_id)
+        link = _link(session, work)
         if link is None:
             return []
         if link.lease_owner != work.owner and link.lease_owner is not None:
@@ -201,7 +232,7 @@ def park(ctx: SyncContext, work: Work, error: TransientError) -> list[Due]:
     now = utcnow()
     attempts, first, wake = LANES[work.inbound]
     with ctx.database.unit_of_work() as session:
-        link = session.get(IssueLink, work.link_id)
+        link = _link(session, work)
         if link is None:
             return []
         persist(session, work, link)
@@ -235,7 +266,7 @@ LANES = {False: ("attempts", "first_failure_at", "next_attempt_at"),
 def fail(ctx: SyncContext, work: Work, error: RemoteError) -> list[Due]:
     work.done = True
     with ctx.database.unit_of_work() as session:
-        link = session.get(IssueLink, work.link_id)
+        link = _link(session, work)
         leases.release(session, [work.link_id], work.owner)
         if link is None:
             return []

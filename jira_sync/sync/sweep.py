@@ -44,10 +44,18 @@ def overdue_links(session: Session, grace_seconds: float) -> list[int]:
 
 def overdue_inbound(session: Session, grace_seconds: float) -> list[int]:
     """Links whose inbound flush should have happened ``grace_seconds`` ago and is not
-    running (its message was lost with a worker)."""
+    running (its message was lost with a worker), and links whose lease outlived its holder
+    by as long: an inbound flush that died took the link's due time with it, so they are
+    made due now and flushed again (the link's view of Jira still marks what is unwritten)."""
     now = utcnow()
+    late = now - timedelta(seconds=grace_seconds)
     free = or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now)
-    return list(session.scalars(select(IssueLink.id).where(
+    ids = list(session.scalars(select(IssueLink.id).where(
         IssueLink.state.not_in(FINAL_STATES), free,
-        IssueLink.inbound_due_at <= now - timedelta(seconds=grace_seconds),
-    ).order_by(IssueLink.id).limit(SWEEP_BATCH)))
+        or_(IssueLink.inbound_due_at <= late,
+            and_(IssueLink.lease_owner.is_not(None), IssueLink.lease_expires_at < late)),
+    ).order_by(IssueLink.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)))
+    session.execute(update(IssueLink).where(IssueLink.id.in_(ids),
+                                            IssueLink.inbound_due_at.is_(None))
+                    .values(inbound_due_at=now).execution_options(synchronize_session=False))
+    return ids

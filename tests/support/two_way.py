@@ -153,8 +153,13 @@ class TwoWay(People):
             if time.monotonic() > deadline:
                 raise AssertionError("flushes still scheduled at the deadline")
             _, _, link_id, lane = heapq.heappop(self.queue)
-            flush = inbound.flush_inbound if lane else flush_link
-            self.schedule(flush(self.ctx, link_id))
+            if not lane:
+                self.schedule(flush_link(self.ctx, link_id))
+            else:  # the inbound flushes due together run as one, as the worker runs them
+                ids = {link_id}
+                while self.queue and self.queue[0][0] <= time.time() and self.queue[0][3]:
+                    ids.add(heapq.heappop(self.queue)[2])
+                self.schedule(inbound.flush_inbound(self.ctx, sorted(ids)))
             runs += 1
         return runs
 

@@ -49,15 +49,16 @@ def _give_up(message: Any, reason: str) -> None:
 
 @task(name=INBOUND_FLUSH_TASK, queue=queues.JIRA_INBOUND, transactional=False)
 def flush_inbound(link_ids: list[int]) -> list[Due]:
-    """Write each link's pending Jira changes to QALITA; schedules their next attempts."""
+    """Write each link's pending Jira changes to QALITA, a few links leased at a time;
+    schedules their next attempts."""
     context = runtime.sync_context()
     started, dues = time.monotonic(), []
-    for done, link_id in enumerate(link_ids):
+    for done in range(0, len(link_ids), inbound.LINKS_PER_LEASE):
         if time.monotonic() - started > FLUSH_BUDGET_SECONDS:
             app.send_task(INBOUND_FLUSH_TASK, args=(link_ids[done:],),
                           queue=queues.JIRA_INBOUND)
             break
-        dues += inbound.flush_inbound(context, link_id)
+        dues += inbound.flush_inbound(context, link_ids[done:done + inbound.LINKS_PER_LEASE])
     return dues
 
 
