@@ -103,15 +103,19 @@ def test_an_unreachable_database_sends_the_batch_again_and_loses_nothing(
 
 def test_a_batch_whose_pool_process_dies_is_sent_again_message_by_message(
         service_env, postgres_url, db, tmp_path):
-    worker = ServiceProcess(["worker"], service_env, tmp_path / "worker.log")
+    worker = ServiceProcess(["worker"], {**service_env, "JIRA_SYNC_SWEEP_SECONDS": "3600"},
+                            tmp_path / "worker.log")
     blocker = psycopg2.connect(postgres_url.replace("postgresql+psycopg2://", "postgresql://"))
     try:
-        worker.wait_for(r"ready\.", 60)
+        # The sweeps a worker runs at start read the inbox too: done first, they cannot hold
+        # the pool's processes waiting on the lock while the batch waits for a process.
+        for sweep in ("sweep", "sweep_deliveries"):
+            worker.wait_for(rf"jira_sync\.{sweep}\[[^]]+\] succeeded", 60)
         with blocker.cursor() as cursor:  # the batch's insert waits on this lock
             cursor.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")
         events = [qalita_event(issue_id) for issue_id in range(1, 6)]
         publish(service_env["JIRA_SYNC_BROKER_URL"], events)
-        time.sleep(2)
+        wait_until(lambda: inserts_waiting(postgres_url) == 1, 30)
         children = subprocess.run(["pgrep", "-P", str(worker.proc.pid)], capture_output=True,
                                   text=True).stdout.split()
         for child in children:
@@ -129,6 +133,16 @@ def test_a_batch_whose_pool_process_dies_is_sent_again_message_by_message(
     finally:
         blocker.close()
         worker.kill()
+
+
+def inserts_waiting(postgres_url: str) -> int:
+    """Inserts into the inbox waiting for a lock (a batch's, blocked by the test)."""
+    with contextlib.closing(psycopg2.connect(
+            postgres_url.replace("postgresql+psycopg2://", "postgresql://"))) as watcher, \
+            watcher.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                       "AND query ILIKE 'INSERT INTO inbox%' AND datname = current_database()")
+        return cursor.fetchone()[0]
 
 
 def test_a_message_that_keeps_losing_its_batch_is_given_up_as_a_dead_letter(
