@@ -31,7 +31,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from jira_sync.publish import publish_qalita_event
+from jira_sync.publish import EventPublisher
 
 log = logging.getLogger(__name__)
 
@@ -362,6 +362,8 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
     app.json.sort_keys = False
     store = _Store()
     expected_auth = f"Bearer {config.token}"
+    publisher = app.extensions["qalita_publisher"] = \
+        EventPublisher(config.broker_url) if config.broker_url is not None else None
 
     def publish(event_type: str, issue: dict[str, Any], comment: dict[str, Any] | None,
                 origin: str) -> tuple[dict[str, Any], bool]:
@@ -375,9 +377,9 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
                 key: comment[key] for key in ("id", "body", "author", "created_at",
                                               "external_id")},
         }
-        if config.broker_url is None:
+        if publisher is None:
             return event, False
-        publish_qalita_event(event, broker_url=config.broker_url)
+        publisher.publish(event)
         return event, True
 
     def sim_change(event_type: str, issue: dict[str, Any],
@@ -517,10 +519,12 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
     # Inspection and control.
 
     def matching_calls() -> list[dict[str, Any]]:
+        """The recorded calls the query's ``method`` and ``path`` pick (never changed once
+        recorded, so not copied: benchmarks poll the count of thousands)."""
         method, path = request.args.get("method"), request.args.get("path")
         method = method.upper() if method else None
         with store.lock:
-            return [dict(call) for call in store.calls
+            return [call for call in store.calls
                     if method in (None, call["method"]) and _path_matches(path, call["path"])]
 
     @app.get("/_sim/calls")
@@ -625,7 +629,8 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
 
 def serve(config: QalitaSimulatorConfig, host: str = "127.0.0.1", port: int = 8001) -> None:
     """Serve until SIGTERM or SIGINT, then return."""
-    server = make_server(host, port, make_app(config), threaded=True)
+    app = make_app(config)
+    server = make_server(host, port, app, threaded=True)
 
     def stop(signum: int, frame: Any) -> None:
         # shutdown() waits for serve_forever() to return, which runs on this very thread.
@@ -637,8 +642,15 @@ def serve(config: QalitaSimulatorConfig, host: str = "127.0.0.1", port: int = 80
         server.serve_forever()
     finally:
         server.server_close()
+        _close(app)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _close(app: Flask) -> None:
+    publisher = app.extensions["qalita_publisher"]
+    if publisher is not None:
+        publisher.close()
 
 
 class running_qalita_simulator:
@@ -653,7 +665,8 @@ class running_qalita_simulator:
         self.base_url = ""
 
     def __enter__(self) -> running_qalita_simulator:
-        self._server = make_server(self._host, self._port, make_app(self.config), threaded=True)
+        self._app = make_app(self.config)
+        self._server = make_server(self._host, self._port, self._app, threaded=True)
         self.base_url = f"http://{self._host}:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
@@ -665,3 +678,4 @@ class running_qalita_simulator:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+        _close(self._app)
