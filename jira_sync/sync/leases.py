@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from jira_sync.store.models import IssueLink
@@ -71,13 +71,19 @@ def release(session: Session, link_ids: Iterable[int], owner: str) -> None:
 
 
 def locked_in_order(session: Session, *conditions: Any, skip_locked: bool = False) -> list[int]:
-    """Lock the matching link rows in id order and return their ids.
+    """Lock the matching link rows in lock order and return their ids.
 
-    A statement that waits for several links' locks takes them in id order, the order intake
-    takes a tenant's links in, so the two wait for each other instead of deadlocking (a
+    A statement that waits for several links' locks takes them by tenant, then id, the order
+    intake takes a batch's links in, so the two wait for each other instead of deadlocking (a
     multi-row UPDATE locks in scan order). ``skip_locked`` passes over links another
     transaction holds, never waiting. SQLite ignores the lock: the UPDATE that follows must
     repeat the conditions.
     """
-    return list(session.scalars(select(IssueLink.id).where(*conditions).order_by(IssueLink.id)
+    return list(session.scalars(in_lock_order(select(IssueLink.id).where(*conditions))
                                 .with_for_update(skip_locked=skip_locked)))
+
+
+def in_lock_order(query: Select) -> Select:
+    """Links in the order every transaction that locks several takes them: by tenant, then
+    id, as intake takes a batch's."""
+    return query.order_by(IssueLink.tenant, IssueLink.id)

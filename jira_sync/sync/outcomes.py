@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jira_sync.events.qalita_event import load_issue
@@ -124,10 +125,15 @@ def abandon(ctx: SyncContext, work: Work) -> list[Due]:
         with ctx.database.unit_of_work() as session:
             link = _link(session, work)
             if link is not None:
-                for update in work.updates:
-                    update(link)
-                _log_notes(session, work)
+                _keep(session, work, link)
     return []
+
+
+def _keep(session: Session, work: Work, link: IssueLink) -> None:
+    for update in work.updates:
+        update(link)
+    work.updates.clear()
+    _log_notes(session, work)
 
 
 def save_progress(ctx: SyncContext, work: Work, **values: Any) -> None:
@@ -141,8 +147,9 @@ def save_progress(ctx: SyncContext, work: Work, **values: Any) -> None:
 
 
 def _link(session: Session, work: Work) -> IssueLink | None:
-    """The flush's link, locked when updates wait to be applied to it."""
-    return session.get(IssueLink, work.link_id, with_for_update=bool(work.updates))
+    """The flush's link, locked: updates are applied to the row as it is, and a lease seen
+    as the flush's own stays so until the transaction ends."""
+    return session.get(IssueLink, work.link_id, with_for_update=True)
 
 
 def persist(session: Session, work: Work, link: IssueLink) -> None:
@@ -174,39 +181,61 @@ def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: st
     ``state`` is the link's (blocked) or, in the inbound lane, the lane's (``gone`` when QALITA
     no longer has the issue).
     """
+    with ctx.database.unit_of_work() as session:
+        return _finish(session, work, _link(session, work), state=state, reason=reason,
+                       decision=decision, retry_now=retry_now)
+
+
+def finish_together(ctx: SyncContext, works: list[Work]) -> list[Due]:
+    """Finish flushes that ended well in one transaction, their rows locked in the order
+    intake locks them: a transaction per link was most of an inbound flush's database time."""
+    if not works:
+        return []
+    with ctx.database.unit_of_work() as session:
+        links = {link.id: link for link in session.scalars(
+            leases.in_lock_order(select(IssueLink).where(
+                IssueLink.id.in_([work.link_id for work in works]))).with_for_update())}
+        return [due for work in works
+                for due in _finish(session, work, links.get(work.link_id))]
+
+
+def _finish(session: Session, work: Work, link: IssueLink | None, *,
+            state: str | None = None, reason: str | None = None, decision: str | None = None,
+            retry_now: bool = False) -> list[Due]:
     work.done = True
     now = utcnow()
     retry_now = retry_now or work.again
-    with ctx.database.unit_of_work() as session:
-        link = _link(session, work)
-        if link is None:
-            return []
-        if link.lease_owner != work.owner and link.lease_owner is not None:
-            return []  # taken over by another flush, which now owns the link's state
-        persist(session, work, link)
-        if decision:
-            log(session, work.integration.id, "flush", decision, reason or decision,
-                link_id=work.link_id, level="warning")
-        leases.release(session, [work.link_id], work.owner)
-        if work.inbound:
-            return _finish_inbound(work, link, state, reason, now)
-        if link.state not in FINAL_STATES:
-            if state is not None:
-                link.state, link.state_reason = state, reason
-            elif link.state != PENDING or link.jira_issue_id is not None:
-                link.state, link.state_reason = (LINKED if link.jira_issue_id else PENDING), None
-            if state is None and not retry_now:
-                link.applied_version = max(link.applied_version, work.desired_version)
-                link.attempts, link.first_failure_at, link.next_attempt_at = 0, None, None
-        if link.state in FINAL_STATES:
-            return []
-        if retry_now:
-            link.due_at = now  # due, so the flush it schedules is not taken for a stale one
-            return [Due(link.id, now)]
-        if link.due_at is not None:
-            return [Due(link.id, max(link.due_at, now))]
-        if link.jira_issue_id is None and link.state == PENDING and link.desired is not None:
-            return [Due(link.id, now)]  # recreate after a deletion in Jira
+    if link is None:
+        return []
+    if link.lease_owner != work.owner and link.lease_owner is not None:
+        # Taken over by another flush, which now owns the link's state; what this one did
+        # still happened.
+        _keep(session, work, link)
+        return []
+    persist(session, work, link)
+    if decision:
+        log(session, work.integration.id, "flush", decision, reason or decision,
+            link_id=work.link_id, level="warning")
+    link.lease_owner, link.lease_expires_at = None, None  # the row is locked: still ours
+    if work.inbound:
+        return _finish_inbound(work, link, state, reason, now)
+    if link.state not in FINAL_STATES:
+        if state is not None:
+            link.state, link.state_reason = state, reason
+        elif link.state != PENDING or link.jira_issue_id is not None:
+            link.state, link.state_reason = (LINKED if link.jira_issue_id else PENDING), None
+        if state is None and not retry_now:
+            link.applied_version = max(link.applied_version, work.desired_version)
+            link.attempts, link.first_failure_at, link.next_attempt_at = 0, None, None
+    if link.state in FINAL_STATES:
+        return []
+    if retry_now:
+        link.due_at = now  # due, so the flush it schedules is not taken for a stale one
+        return [Due(link.id, now)]
+    if link.due_at is not None:
+        return [Due(link.id, max(link.due_at, now))]
+    if link.jira_issue_id is None and link.state == PENDING and link.desired is not None:
+        return [Due(link.id, now)]  # recreate after a deletion in Jira
     return []
 
 
