@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -628,23 +627,27 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
 # Serving.
 
 def serve(config: QalitaSimulatorConfig, host: str = "127.0.0.1", port: int = 8001) -> None:
-    """Serve until SIGTERM or SIGINT, then return."""
-    app = make_app(config)
-    server = make_server(host, port, app, threaded=True)
+    """Serve until SIGTERM or SIGINT, then exit (status 0).
 
-    def stop(signum: int, frame: Any) -> None:
-        # shutdown() waits for serve_forever() to return, which runs on this very thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+    gunicorn, one process of threads (the simulator's state is that process's memory), with
+    keep-alive as QALITA's own server has: werkzeug's development server closes every
+    connection, which cost each call a connection set-up on both sides.
+    """
+    from gunicorn.app.base import BaseApplication
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    log.info("QALITA simulator listening on http://%s:%s", host, server.server_port)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-        _close(app)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {"bind": f"{host}:{port}", "workers": 1, "threads": 16,
+                               "worker_class": "gthread", "graceful_timeout": 5,
+                               "accesslog": None, "errorlog": "-", "loglevel": "warning",
+                               "proc_name": "qalita-simulator"}.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return make_app(config)
+
+    log.info("QALITA simulator listening on http://%s:%s", host, port)
+    Server().run()
 
 
 def _close(app: Flask) -> None:
