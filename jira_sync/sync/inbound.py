@@ -51,6 +51,7 @@ from jira_sync.sync.outcomes import (
     journal,
     look_again_at,
     park,
+    renew_in,
     unexpected,
 )
 from jira_sync.sync.state import C_DELETING, C_PENDING, C_POSTED, FINAL_STATES, Due
@@ -404,8 +405,7 @@ def _write(ctx: SyncContext, qalita: QalitaClient, work: Work,
     so QALITA's event for it is an echo; what it changed is saved when the flush ends."""
     work.request = changes
     with ctx.database.unit_of_work() as session:
-        if not leases.renew(session, work.link_id, work.owner, ctx.timings.lease_seconds):
-            raise LeaseLost(work.link_id)
+        renew_in(session, ctx, work)
         echoes.expect(session, work.link_id, echoes.QALITA, changes.items(),
                       ctx.timings.echo_ttl_seconds)
     answer = qalita.update_issue(work.qalita_issue_id, changes)

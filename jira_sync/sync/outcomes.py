@@ -113,8 +113,13 @@ class LeaseLost(Exception):
 def renew(ctx: SyncContext, work: Work) -> None:
     """Extend the lease before a Jira write; a flush that lost it must not write at all."""
     with ctx.database.unit_of_work() as session:
-        if not leases.renew(session, work.link_id, work.owner, ctx.timings.lease_seconds):
-            raise LeaseLost(work.link_id)
+        renew_in(session, ctx, work)
+
+
+def renew_in(session: Session, ctx: SyncContext, work: Work) -> None:
+    """``renew`` inside a transaction that records something else before the same write."""
+    if not leases.renew(session, work.link_id, work.owner, ctx.timings.lease_seconds):
+        raise LeaseLost(work.link_id)
 
 
 def abandon(ctx: SyncContext, work: Work) -> list[Due]:
@@ -130,6 +135,7 @@ def abandon(ctx: SyncContext, work: Work) -> list[Due]:
 
 
 def _keep(session: Session, work: Work, link: IssueLink) -> None:
+    """The flush's updates of the link and its log rows, into the session's transaction."""
     for update in work.updates:
         update(link)
     work.updates.clear()
@@ -155,10 +161,7 @@ def _link(session: Session, work: Work) -> IssueLink | None:
 def persist(session: Session, work: Work, link: IssueLink) -> None:
     """What the flush wrote so far, and its log rows, into the session's transaction."""
     link.written, link.managed_labels = work.written, work.managed_labels
-    for update in work.updates:
-        update(link)
-    work.updates.clear()
-    _log_notes(session, work)
+    _keep(session, work, link)
 
 
 def _log_notes(session: Session, work: Work) -> None:
