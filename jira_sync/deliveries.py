@@ -10,6 +10,8 @@ the inbox, once per integration it belongs to, deduplicated on Jira's delivery i
 
 from __future__ import annotations
 
+import codecs
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -25,15 +27,15 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Text, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from jira_sync.crypto import SecretBox, SecretsUnreadable
 from jira_sync.inbox_writer import InboxWriter
+from jira_sync.store import upsert
 from jira_sync.store.db import Database
 from jira_sync.store.models import InboxEvent, Integration
 from jira_sync.store.types import utcnow
-from jira_sync.store.upsert import insert
 from jira_sync.sync.journal import storable
 
 logger = logging.getLogger("jira_sync.deliveries")
@@ -308,27 +310,47 @@ def inbox_rows(targets: Sequence[Target], payload: dict[str, Any], headers: Mapp
         identifier = "sha256:" + hashlib.sha256(source).hexdigest()
     kept = {name: headers[name][:MAX_IDENTIFIER] for name in KEPT_HEADERS if headers.get(name)}
     event = payload.get("webhookEvent")
-    # Only a NUL or half a UTF-16 pair makes a parsed body unstorable, and in a UTF-8 body each
-    # can only come from these bytes (an escape, or surrogate bytes json lets through); a
-    # body in UTF-16 or UTF-32, which json also reads, has NUL bytes and is cleaned.
-    clean = storable(payload) if _MAY_NOT_STORE.search(body) else payload
     now = utcnow()
     return [dict(source=JIRA, dedupe_key=f"{target.integration_id}:{identifier}",
                  tenant=target.tenant, integration_id=target.integration_id,
-                 event_type=event[:64] if isinstance(event, str) else None, payload=clean,
-                 headers=storable(kept), state=RECEIVED, attempts=0, received_at=now)
+                 event_type=event[:64] if isinstance(event, str) else None,
+                 payload_json=_document(payload, body),
+                 headers_json=json.dumps(storable(kept)),
+                 state=RECEIVED, attempts=0, received_at=now)
             for target in targets]
 
 
-def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[int, str]]:
-    """Insert the rows not stored yet; ``(id, dedupe_key)`` of each new one.
+def _document(payload: dict[str, Any], body: bytes) -> str:
+    """The body as the inbox's JSON column stores it: as it came, since ``payload`` was parsed
+    from it (encoding it again would cost the receiver more than storing it), unless it may
+    not be stored as it is. Only a NUL or half a UTF-16 pair makes a parsed body unstorable,
+    and in a UTF-8 body each can only come from these bytes (an escape, or surrogate bytes
+    json lets through); a body in UTF-16 or UTF-32, which json also reads, has NUL bytes, and
+    a byte-order mark is no part of a JSON document."""
+    if _MAY_NOT_STORE.search(body) or body.startswith(codecs.BOM_UTF8):
+        return json.dumps(storable(payload))
+    return body.decode("utf-8")
+
+
+def insert_new(connection: Connection, rows: Sequence[dict[str, Any]]
+               ) -> list[tuple[int, str]]:
+    """Insert the rows not stored yet; ``(id, dedupe_key)`` of each new one. Their payload
+    and headers come as JSON text (``payload_json``, ``headers_json``), which the columns
+    take as it is.
 
     One statement for any number of rows, its parameters sent as a list (the compiled
     statement is cached, where a VALUES list of the batch's length would be compiled anew)."""
-    statement = insert(session, InboxEvent.__table__).on_conflict_do_nothing(
+    statement = _insert_new_statement(connection.dialect.name)
+    return [(row.id, row.dedupe_key) for row in connection.execute(statement, list(rows))]
+
+
+@functools.cache
+def _insert_new_statement(dialect: str) -> Any:
+    """Built once per dialect: building it cost the receiver as much as running it."""
+    return upsert.insert(dialect, InboxEvent.__table__).values(
+        payload=bindparam("payload_json", type_=Text()),
+        headers=bindparam("headers_json", type_=Text())).on_conflict_do_nothing(
         index_elements=["source", "dedupe_key"]).returning(InboxEvent.id, InboxEvent.dedupe_key)
-    return [(row.id, row.dedupe_key)
-            for row in session.connection().execute(statement, list(rows))]
 
 
 def release_held(session: Session) -> list[int]:

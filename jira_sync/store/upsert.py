@@ -8,9 +8,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-def insert(session: Session, table: Any) -> Any:
-    """A dialect insert for ``table`` that offers ``on_conflict_do_nothing/do_update``."""
-    dialect = session.get_bind().dialect.name
+def insert(bind: Session | str, table: Any) -> Any:
+    """A dialect insert for ``table`` that offers ``on_conflict_do_nothing/do_update``, for
+    the session's database or the dialect named."""
+    dialect = bind if isinstance(bind, str) else bind.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":

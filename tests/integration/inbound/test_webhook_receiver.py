@@ -220,6 +220,23 @@ def test_hostile_json_objects_are_stored_not_refused(make_client, integrations, 
     assert stored(database)[0].payload["comment"]["body"] == "nul \u2400 and \ufffd half"
 
 
+def test_bodies_are_stored_as_parsed_whatever_their_encoding(make_client, integrations,
+                                                             database):
+    """The inbox keeps a UTF-8 body as it came, so what Python parsed and what the JSON
+    column holds must agree for every encoding json reads, and for numbers past a float."""
+    integrations()
+    client = make_client()
+    text = json.dumps(delivery(comment={"id": "1", "body": "é \U0001d54f"}), ensure_ascii=False)
+    bodies = [text.encode("utf-16"), text.encode("utf-32-le"), b"\xef\xbb\xbf" + text.encode(),
+              text.encode(), text.replace('"1"', "1e400").encode()]
+    for n, body in enumerate(bodies):
+        response = post(client, body, identifier=f"id-{n}")
+        assert response.status_code == 202, (n, response.json)
+    comments = [row.payload["comment"] for row in stored(database)]
+    assert [comment["body"] for comment in comments] == ["é \U0001d54f"] * 5
+    assert comments[-1]["id"] == 10 ** 400  # a number, not a refused "Infinity"
+
+
 def test_an_unreachable_database_is_503_so_jira_retries(make_client, integrations):
     url = f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port()}/nothing"
     response = post(make_client(url), delivery())
