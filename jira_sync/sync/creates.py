@@ -238,7 +238,10 @@ def _create_chunk(ctx: SyncContext, client: JiraClient, mapping: Mapping, projec
             # jira-sync's own values are the first view of Jira: the creation's webhook then
             # tells nothing new, and a person's first edit is told from them.
             work.view = created_view(payloads[i]["fields"], mapping.ignored_label, now)
-            mark_synced(work, *work.view, at=now)
+            # Status too: what Jira starts the issue in, and the transitions outbound makes
+            # next, come from QALITA's status, so only a change after now is a change of
+            # either side (a person's first move is not a conflict with the create).
+            mark_synced(work, *work.view, "status", at=now)
             work.managed_labels = sorted(payloads[i]["fields"]["labels"])
             _linked(ctx, work, "created", f"created {work.jira_issue_key} in {project}")
             later += _after_create(ctx, work)

@@ -23,6 +23,18 @@ def test_a_status_a_person_sets_in_jira_reaches_qalita_once(make):
     assert len(sync.jira_writes()) == jira_writes
 
 
+def test_a_first_status_change_after_the_create_is_no_conflict(make, database):
+    """The create put QALITA's status in Jira: a person moving the issue afterwards changed it
+    on one side only, so even a policy that keeps QALITA's status lets it through."""
+    sync = make(mapping={"conflicts": {"status": "qalita"}})
+    issue = sync.qalita_new()
+    sync.settle()
+    sync.transition(sync.jira_issue_of(issue["id"])["id"], "Start Progress")
+    sync.settle()
+    assert sync.qalita_issue(issue["id"])["status"] == "active"
+    assert "conflict" not in decisions(database, "inbound")
+
+
 def decisions(database, action: str | None = None) -> list[str]:
     from sqlalchemy import select
 
