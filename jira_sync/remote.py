@@ -8,6 +8,7 @@ whether it may have been applied, because that decides whether retrying could du
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -16,6 +17,20 @@ from typing import Any
 import backoff
 import requests
 from urllib3.exceptions import NewConnectionError
+
+
+def http_session(base_url: str) -> requests.Session:
+    """A session for one remote, with the environment's proxy (``HTTPS_PROXY``, ``NO_PROXY``,
+    ...) and CA bundle (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) read once for its host, as
+    requests would read them. requests reads them again on every call by default, which cost
+    a tenth of an inbound flush."""
+    session = requests.Session()
+    session.proxies = requests.utils.get_environ_proxies(base_url)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+    return session
 
 
 class RemoteError(Exception):

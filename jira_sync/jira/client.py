@@ -32,6 +32,7 @@ from jira_sync.remote import (
     TransientError,
     call,
     content_type,
+    http_session,
     json_body,
     retry_after_seconds,
 )
@@ -103,7 +104,7 @@ class JiraClient:
         ``limiter`` shared with the other processes."""
         self.site, self._auth, self._limiter, self.policy = site, auth, limiter, policy
         self._rate_limit = rate_limit
-        self._session = session or requests.Session()
+        self._session = session or http_session(site.base_url)
         self._known_rate: float | None = None
         self._rate_told_at = 0.0
 

@@ -20,6 +20,7 @@ from jira_sync.remote import (
     RetryPolicy,
     call,
     content_type,
+    http_session,
     json_body,
 )
 
@@ -39,7 +40,7 @@ class QalitaClient:
                  policy: RetryPolicy = DEFAULT_POLICY) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
-        self._session = session or requests.Session()
+        self._session = session or http_session(self._base_url)
         self._policy = policy
 
     def get_issue(self, issue_id: int) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from jira_sync.mapping.inbound import text_key
@@ -44,10 +44,11 @@ def expect(session: Session, link_id: int, side: str, values: Iterable[tuple[str
            ttl_seconds: float) -> None:
     """Record what is about to be written to ``side``, before it is written."""
     now = utcnow()
-    rows = [PendingWrite(link_id=link_id, side=side, field=field, value=value_of(field, value),
-                         sent_at=now, expires_at=now + timedelta(seconds=ttl_seconds))
+    rows = [dict(link_id=link_id, side=side, field=field, value=value_of(field, value),
+                 sent_at=now, expires_at=now + timedelta(seconds=ttl_seconds))
             for field, value in values]
-    session.add_all(rows)
+    if rows:  # a Core INSERT: nothing reads them back as objects in this transaction
+        session.execute(insert(PendingWrite.__table__), rows)
 
 
 class Expected:
