@@ -238,10 +238,11 @@ def _create_chunk(ctx: SyncContext, client: JiraClient, mapping: Mapping, projec
             # jira-sync's own values are the first view of Jira: the creation's webhook then
             # tells nothing new, and a person's first edit is told from them.
             work.view = created_view(payloads[i]["fields"], mapping.ignored_label, now)
-            # Status too: what Jira starts the issue in, and the transitions outbound makes
-            # next, come from QALITA's status, so only a change after now is a change of
-            # either side (a person's first move is not a conflict with the create).
-            mark_synced(work, *work.view, "status", at=now)
+            # Status too when Jira starts the issue where QALITA's status wants it: then
+            # only a change after now is a change of either side (a person's first move is
+            # no conflict with the create). Otherwise the move that follows marks it.
+            in_step = ["status"] if _wanted_status(ctx, work) == work.written["status"] else []
+            mark_synced(work, *work.view, *in_step, at=now)
             work.managed_labels = sorted(payloads[i]["fields"]["labels"])
             _linked(ctx, work, "created", f"created {work.jira_issue_key} in {project}")
             later += _after_create(ctx, work)
