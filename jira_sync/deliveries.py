@@ -10,7 +10,6 @@ the inbox, once per integration it belongs to, deduplicated on Jira's delivery i
 
 from __future__ import annotations
 
-import codecs
 import functools
 import hashlib
 import hmac
@@ -58,11 +57,12 @@ REFRESH_SECONDS = 2.0
 MISS_REFRESH_SECONDS = 0.5
 MAX_IDENTIFIER = 200
 _PRINTABLE = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDENTIFIER}}}")
-_MAY_NOT_STORE = re.compile(rb"\x00|\\u0000|\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
-# Numbers Postgres would refuse (an exponent past its numeric's range) or give back in a
-# form Python cannot read (more digits than ``int`` parses): a digit with an exponent of
-# three digits or more, or a run of over 300 digits.
-_OUTSIZED_NUMBER = re.compile(rb"\d[eE][+-]?\d{3}|\d{301}")
+# What makes a body unfit to store as it came, found in one scan (``_document``): a NUL or
+# half a UTF-16 pair (an escape, or surrogate bytes json lets through; a UTF-16 or UTF-32
+# body has NUL bytes), a byte-order mark, and numbers Postgres would refuse (an exponent
+# past its numeric's range) or give back with more digits than Python reads.
+_STORE_AS_PARSED = re.compile(
+    rb"\x00|\\u0000|\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]|\A\xef\xbb\xbf|\d[eE][+-]?\d{3}|\d{301}")
 SWEEP_BATCH = 1000
 TOKEN_URL_PATH = "/api/v2/integrations/jira/webhook/"
 UNSIGNED_HINT = ("for a Jira that cannot sign its webhooks, deliver to the integration's "
@@ -327,13 +327,8 @@ def inbox_rows(targets: Sequence[Target], payload: dict[str, Any], headers: Mapp
 def _document(payload: dict[str, Any], body: bytes) -> str:
     """The body as the inbox's JSON column stores it: as it came, since ``payload`` was parsed
     from it (encoding it again would cost the receiver more than storing it), unless it may
-    not be stored as it is. Only a NUL or half a UTF-16 pair makes a parsed body unstorable,
-    and in a UTF-8 body each can only come from these bytes (an escape, or surrogate bytes
-    json lets through); a body in UTF-16 or UTF-32, which json also reads, has NUL bytes, a
-    byte-order mark is no part of a JSON document, and an outsized number is stored as
-    Python read it (an infinity as text)."""
-    if _MAY_NOT_STORE.search(body) or _OUTSIZED_NUMBER.search(body) or \
-            body.startswith(codecs.BOM_UTF8):
+    not be stored as it is; then as Python parsed it, cleaned (an infinity as text)."""
+    if _STORE_AS_PARSED.search(body):
         return json.dumps(storable(payload))
     return body.decode("utf-8")
 

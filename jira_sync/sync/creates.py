@@ -241,11 +241,11 @@ def _create_chunk(ctx: SyncContext, client: JiraClient, mapping: Mapping, projec
             # Status too when Jira starts the issue where QALITA's status wants it: then
             # only a change after now is a change of either side (a person's first move is
             # no conflict with the create). Otherwise the move that follows marks it.
-            in_step = ["status"] if _wanted_status(ctx, work) == work.written["status"] else []
-            mark_synced(work, *work.view, *in_step, at=now)
+            moves = _wanted_status(ctx, work) != work.written["status"]
+            mark_synced(work, *work.view, *([] if moves else ["status"]), at=now)
             work.managed_labels = sorted(payloads[i]["fields"]["labels"])
             _linked(ctx, work, "created", f"created {work.jira_issue_key} in {project}")
-            later += _after_create(ctx, work)
+            later += _after_create(ctx, work, moves)
         else:
             error = PermanentError(f"create in {project}: {result.failed.get(position)}",
                                    status=400)
@@ -253,13 +253,13 @@ def _create_chunk(ctx: SyncContext, client: JiraClient, mapping: Mapping, projec
     return later
 
 
-def _after_create(ctx: SyncContext, work: Work) -> list[Due]:
+def _after_create(ctx: SyncContext, work: Work, moves: bool) -> list[Due]:
     """Release the new link; status, comments and newer versions get a flush of their own
     at once (and until then the link does not count as applied)."""
     with ctx.database.unit_of_work() as session:
         comments = session.scalar(select(CommentLink.id).where(
             CommentLink.link_id == work.link_id).limit(1))
-    behind = comments is not None or work.written.get("status") != _wanted_status(ctx, work)
+    behind = comments is not None or moves
     return finish(ctx, work, retry_now=behind)
 
 

@@ -139,7 +139,7 @@ def _keep(session: Session, work: Work, link: IssueLink) -> None:
     for update in work.updates:
         update(link)
     work.updates.clear()
-    _log_notes(session, work)
+    write(session, _taken_notes(work))
 
 
 def save_progress(ctx: SyncContext, work: Work, **values: Any) -> None:
@@ -162,10 +162,6 @@ def persist(session: Session, work: Work, link: IssueLink) -> None:
     """What the flush wrote so far, and its log rows, into the session's transaction."""
     link.written, link.managed_labels = work.written, work.managed_labels
     _keep(session, work, link)
-
-
-def _log_notes(session: Session, work: Work) -> None:
-    write(session, _taken_notes(work))
 
 
 def _taken_notes(work: Work) -> list[dict[str, Any]]:
