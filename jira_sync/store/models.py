@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -75,6 +76,20 @@ class Integration(Timestamped, Base):
     ip_allowlist: Mapped[list[str] | None] = mapped_column(JSONDocument)
     # When the last reconciliation sweep of this site completed: the next one reads from here.
     reconciled_at: Mapped[datetime | None]
+    # Soft delete: links and history stay; a POST of the same tenant revives the row.
+    deleted_at: Mapped[datetime | None]
+    # The fields the environment set at the last start: they are its, not the admin API's.
+    env_fields: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    # An integration-wide refusal (CONTRACT §3 admin API): a Jira 401, or a 403 ``myself``
+    # confirms, stops both directions; a QALITA 401 stops the inbound one. Work parks until
+    # a call succeeds again or the settings change.
+    jira_paused_at: Mapped[datetime | None]
+    jira_paused_reason: Mapped[str | None] = mapped_column(Text)
+    qalita_paused_at: Mapped[datetime | None]
+    qalita_paused_reason: Mapped[str | None] = mapped_column(Text)
+
+
+LIVE_LINK = text("state <> 'severed'")
 
 
 class IssueLink(Timestamped, Base):
@@ -82,8 +97,11 @@ class IssueLink(Timestamped, Base):
 
     __tablename__ = "issue_links"
     __table_args__ = (
-        UniqueConstraint("tenant", "qalita_issue_id", "integration_id"),
-        UniqueConstraint("integration_id", "jira_issue_id"),
+        # A severed link keeps its row; the live link made after it must not clash with it.
+        Index("uq_issue_links_live_qalita_issue", "tenant", "qalita_issue_id", "integration_id",
+              unique=True, postgresql_where=LIVE_LINK, sqlite_where=LIVE_LINK),
+        Index("uq_issue_links_live_jira_issue", "integration_id", "jira_issue_id",
+              unique=True, postgresql_where=LIVE_LINK, sqlite_where=LIVE_LINK),
         Index("ix_issue_links_state_due_at", "state", "due_at"),
         Index("ix_issue_links_integration_id_jira_project_key", "integration_id",
               "jira_project_key"),
@@ -211,7 +229,8 @@ class DeadLetter(Base):
     integration_id: Mapped[int | None] = mapped_column(
         ForeignKey("integrations.id", ondelete="CASCADE"))
     inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inbox.id", ondelete="SET NULL"))
-    link_id: Mapped[int | None] = mapped_column(ForeignKey("issue_links.id", ondelete="SET NULL"))
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("issue_links.id", ondelete="SET NULL"),
+                                                index=True)
     kind: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
@@ -221,6 +240,8 @@ class DeadLetter(Base):
     replay_count: Mapped[int] = mapped_column(Integer, default=0)
     replayed_at: Mapped[datetime | None]
     discarded_at: Mapped[datetime | None]
+    # Closed because its link synced since, however that came about.
+    resolved_at: Mapped[datetime | None]
 
 
 class LogEntry(Base):
@@ -239,6 +260,23 @@ class LogEntry(Base):
     decision: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Job(Timestamped, Base):
+    """Long admin work (a bulk replay) run by a worker, its progress read by the API."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
 
 
 class UserIdentity(Base):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from jira_sync.events.qalita_event import Comment, QalitaEvent, dump_issue
 from jira_sync.mapping import MappingSet
 from jira_sync.mapping.inbound import text_key
-from jira_sync.store.models import CommentLink, Integration, IssueLink
+from jira_sync.store.models import LIVE_LINK, CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.store.upsert import insert
 from jira_sync.sync import echoes
@@ -84,7 +84,8 @@ def _links_for(session: Session, integration: Integration,
         integration_id=integration.id, tenant=tenant, qalita_issue_id=issue_id,
         state=PENDING, desired_version=0, applied_version=0, written={}, managed_labels=[],
         attempts=0, created_at=now, updated_at=now) for issue_id in issue_ids],
-    ).on_conflict_do_nothing(index_elements=["tenant", "qalita_issue_id", "integration_id"]))
+    ).on_conflict_do_nothing(index_elements=["tenant", "qalita_issue_id", "integration_id"],
+                             index_where=LIVE_LINK))
     links = session.scalars(select(IssueLink).where(
         IssueLink.integration_id == integration.id, IssueLink.tenant == tenant,
         IssueLink.qalita_issue_id.in_(issue_ids)).order_by(IssueLink.id).with_for_update())
