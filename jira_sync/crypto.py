@@ -34,11 +34,17 @@ class SecretBox:
         try:
             return json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken:
-            # Deliberately no detail: the token and keys must never reach a log line.
-            raise SecretsUnreadable(
-                "stored credentials cannot be decrypted with JIRA_SYNC_SECRET_KEY "
-                "(was a key removed from the rotation list?)"
-            ) from None
+            raise _unreadable() from None
 
     def rotate(self, token: str) -> str:
-        return self._fernet.rotate(token.encode()).decode()
+        """The same secrets sealed under the first key (``jira-sync secrets rotate``)."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise _unreadable() from None
+
+
+def _unreadable() -> SecretsUnreadable:
+    # Deliberately no detail: the token and keys must never reach a log line.
+    return SecretsUnreadable("stored credentials cannot be decrypted with JIRA_SYNC_SECRET_KEY "
+                             "(was a key removed from the rotation list?)")

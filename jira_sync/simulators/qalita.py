@@ -11,7 +11,7 @@ must cope with. A write that restates what QALITA holds changes nothing and publ
 nothing, and each recorded write says whether it changed anything, so tests can catch the
 service sending needless writes. Under ``/_sim/`` (no auth) a test plays a QALITA user: each
 change there publishes the matching event, and ``/_sim/faults`` makes the next calls fail like
-a struggling server or an SSO proxy would.
+a struggling server, an SSO proxy or a revoked token would (``DELETE`` ends them).
 """
 
 from __future__ import annotations
@@ -620,6 +620,13 @@ def make_app(config: QalitaSimulatorConfig) -> Flask:
     def pending_faults() -> Response:
         with store.lock:
             return jsonify([dict(pending) for pending in store.faults])
+
+    @app.delete("/_sim/faults")
+    def clear_faults() -> Response:
+        """Drop the pending faults (a token refused with a large ``count`` accepted again)."""
+        with store.lock:
+            store.faults.clear()
+            return jsonify([])
 
     return app
 

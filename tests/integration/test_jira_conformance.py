@@ -46,6 +46,8 @@ def exercise_every_operation(jira: Recording) -> None:
     assert jira.project("DATA")["key"] == "DATA"
     bug = next(t for t in jira.create_issue_types("DATA") if t["name"] == "Bug")
     assert any(f["fieldId"] == "summary" for f in jira.create_fields("DATA", bug["id"]))
+    assert jira.my_permissions("DATA", ("CREATE_ISSUES",)) == {"CREATE_ISSUES": True}
+    assert any(t["name"] == "Bug" for t in jira.project_statuses("DATA"))
     fields = {"project": {"key": "DATA"}, "issuetype": {"name": "Bug"},
               "summary": "Orders table is stale", "description": ADF,
               "labels": ["qalita", "qalita-id-default-1"]}

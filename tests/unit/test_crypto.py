@@ -35,3 +35,10 @@ def test_a_retired_key_gives_a_reason_without_the_token():
 def test_repr_shows_no_key():
     k = key()
     assert k not in repr(SecretBox((k,)))
+
+
+def test_rotating_a_token_no_key_opens_says_so_without_the_token():
+    token = SecretBox((key(),)).seal({"pat": "p"})
+    with pytest.raises(SecretsUnreadable) as caught:
+        SecretBox((key(), key())).rotate(token)
+    assert token not in str(caught.value)

@@ -1,4 +1,5 @@
-"""Who am I, projects, create metadata, priorities/statuses/resolutions, and users."""
+"""Who am I and what may I do, projects and their statuses, create metadata,
+priorities/statuses/resolutions, and users."""
 
 from __future__ import annotations
 
@@ -81,6 +82,58 @@ def _page(sim: Simulator, items: list, cloud_key: str) -> dict:
             "isLast": start + size >= len(items), "values": page}
 
 
+# key: (id, name, description, type), as ``GET /permissions`` lists them.
+PERMISSIONS = {
+    "ADMINISTER": ("0", "Administer Jira", "Ability to perform most administration functions "
+                   "(excluding Import & Export, SMTP Configuration, etc.).", "GLOBAL"),
+    "BROWSE_PROJECTS": ("10", "Browse Projects", "Ability to browse projects and the issues "
+                        "within them.", "PROJECT"),
+    "CREATE_ISSUES": ("11", "Create Issues", "Ability to create issues.", "PROJECT"),
+    "EDIT_ISSUES": ("12", "Edit Issues", "Ability to edit issues.", "PROJECT"),
+    "ASSIGN_ISSUES": ("13", "Assign Issues", "Ability to assign issues to other people.",
+                      "PROJECT"),
+    "ADD_COMMENTS": ("15", "Add Comments", "Ability to comment on issues.", "PROJECT"),
+    "ADMINISTER_PROJECTS": ("23", "Administer Projects", "Ability to administer a project in "
+                            "Jira.", "PROJECT"),
+    "TRANSITION_ISSUES": ("46", "Transition Issues", "Ability to transition issues.",
+                          "PROJECT"),
+}
+# Everyone here may do everything in a project they can browse, except administer.
+_NOT_GRANTED = frozenset({"ADMINISTER", "ADMINISTER_PROJECTS"})
+
+
+def _my_permissions(sim: Simulator) -> dict:
+    """``GET /mypermissions``: Cloud requires ``permissions`` (comma-separated keys), Data
+    Center answers every permission without it; a project context the account cannot see is
+    a 404, and without one a project permission held in any project counts."""
+    raw = request.args.get("permissions")
+    if raw is None and sim.cloud:
+        raise bad_request(None, "The 'permissions' query parameter is required.")
+    keys = [k.strip() for k in raw.split(",") if k.strip()] if raw is not None \
+        else list(PERMISSIONS)
+    unknown = [k for k in keys if k not in PERMISSIONS]
+    if unknown or not keys:
+        raise bad_request(None, f"Invalid permission key(s): {', '.join(unknown) or '(none)'}.")
+    catalog = sim.catalog
+    ref = request.args.get("projectId") or request.args.get("projectKey")
+    if ref is not None:
+        project = catalog.project(ref)
+        if project is None:
+            raise JiraError(404, [f"No project could be found with key '{ref}'."])
+        projects = [project]
+    else:
+        projects = catalog.visible_projects()
+    out = {}
+    for key in keys:
+        permission_id, name, description, kind = PERMISSIONS[key]
+        have = key not in _NOT_GRANTED and (kind == "GLOBAL" or any(
+            key != "CREATE_ISSUES" or p.key not in catalog.switches.deny_create
+            for p in projects))
+        out[key] = {"id": permission_id, "key": key, "name": name, "type": kind,
+                    "description": description, "havePermission": have}
+    return out
+
+
 def _user_matches(user: UserDef, text: str) -> bool:
     text = text.lower()
     words = [user.display_name.lower(), *user.display_name.lower().split(),
@@ -104,7 +157,7 @@ def register(bp: Blueprint, sim: Simulator) -> None:
     @bp.get("/project")
     def projects():
         renderer = sim.renderer()
-        return jsonify([renderer.project(p, full=True) for p in catalog.projects.values()])
+        return jsonify([renderer.project(p, full=True) for p in catalog.visible_projects()])
 
     @bp.get("/project/<key>")
     def project(key: str):
@@ -112,6 +165,25 @@ def register(bp: Blueprint, sim: Simulator) -> None:
         if found is None:
             raise JiraError(404, [f"No project could be found with key '{key}'."])
         return jsonify(sim.renderer().project(found, full=True))
+
+    @bp.get("/project/<key>/statuses")
+    def project_statuses(key: str):
+        """Per issue type, the statuses its workflow holds (each project here has one
+        workflow for all its issue types)."""
+        found = catalog.project(key)
+        if found is None:
+            raise JiraError(404, [f"No project could be found with key '{key}'."])
+        renderer = sim.renderer()
+        used = catalog.statuses_of(found)
+        statuses = [renderer.status(s) for s in catalog.statuses.values() if s.id in used]
+        return jsonify([{"self": f"{renderer.rest}/issueType/{issue_type.id}",
+                         "id": issue_type.id, "name": issue_type.name, "subtask": False,
+                         "statuses": statuses}
+                        for issue_type in (catalog.issue_types[n] for n in found.issue_types)])
+
+    @bp.get("/mypermissions")
+    def my_permissions():
+        return jsonify({"permissions": _my_permissions(sim)})
 
     @bp.get("/project/<key>/components")
     def components(key: str):
@@ -124,7 +196,9 @@ def register(bp: Blueprint, sim: Simulator) -> None:
     @bp.get("/issue/createmeta/<key>/issuetypes")
     def createmeta_types(key: str):
         found, renderer = project_or_400(key), sim.renderer()
-        types = [renderer.issue_type(catalog.issue_types[name]) for name in found.issue_types]
+        # Only the issue types the account may create: none without Create Issues.
+        creatable = () if found.key in catalog.switches.deny_create else found.issue_types
+        types = [renderer.issue_type(catalog.issue_types[name]) for name in creatable]
         return jsonify(_page(sim, types, "issueTypes"))
 
     @bp.get("/issue/createmeta/<key>/issuetypes/<type_id>")

@@ -1,7 +1,8 @@
 """The site's fixed vocabulary (users, projects, statuses, priorities...) with Jira's lookups.
 
 Built once from the configuration; everything here is immutable, so it is read without the
-state lock.
+state lock. The one exception is ``switches`` (``/_sim/switches``), whose settings are each
+replaced whole, never changed in place.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from jira_sync.simulators.jira.config import (
     TransitionDef,
     UserDef,
 )
+from jira_sync.simulators.jira.switches import Switches
 
 # (id, key, colorName, name) as real payloads show them.
 CATEGORIES = {
@@ -61,6 +63,8 @@ class Catalog:
         self.priorities = {p.id: p for p in PRIORITIES}
         self.resolutions = {r.id: r for r in RESOLUTIONS}
         self.issue_types = self._issue_types(config.projects)
+        self.switches = Switches()
+        self._done = frozenset(s.id for s in config.statuses if s.category == "done")
         self.components: dict[str, dict[str, Named]] = {}  # project key -> name -> component
         next_id = 10000
         for project in config.projects:
@@ -91,11 +95,17 @@ class Catalog:
     # -- lookups, each following Jira's rules for what identifies a thing ------------------
 
     def project(self, key_or_id: str) -> ProjectDef | None:
-        """By key (case-insensitive, as Jira does) or by numeric id."""
+        """By key (case-insensitive, as Jira does) or by numeric id, as the switches leave it
+        (None for a project hidden from the account)."""
         for project in self.projects.values():
             if key_or_id.upper() == project.key or key_or_id == project.id:
-                return project
+                return self.switches.apply(project, self._done)
         return None
+
+    def visible_projects(self) -> list[ProjectDef]:
+        """Every project the account may browse, as the switches leave it."""
+        return [p for p in (self.switches.apply(p, self._done) for p in self.projects.values())
+                if p is not None]
 
     def issue_type(self, project: ProjectDef, *, type_id: str | None = None,
                    name: str | None = None) -> Named | None:

@@ -14,6 +14,7 @@ from jira_sync.simulators.jira import adf
 from jira_sync.simulators.jira.catalog import Catalog, Named
 from jira_sync.simulators.jira.config import FieldDef, ProjectDef, UserDef
 from jira_sync.simulators.jira.errors import JiraError, bad_request
+from jira_sync.simulators.jira.switches import CREATE_DENIED
 
 TEXT_LIMIT = 32767
 SYSTEM_EDIT_SCREEN = ("summary", "description", "labels", "priority", "components", "assignee",
@@ -48,6 +49,8 @@ class FieldReader:
     def create(self, body: Any) -> Draft:
         fields, update = _parts(body)
         project = self._project(fields.get("project"))
+        if project.key in self.catalog.switches.deny_create:
+            raise bad_request({"project": CREATE_DENIED})
         issue_type = self._issue_type(project, fields.get("issuetype"))
         # project and issuetype are read above, and only from "fields".
         screen = (*SYSTEM_EDIT_SCREEN, *(f.id for f in project.fields))

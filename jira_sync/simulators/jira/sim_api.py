@@ -70,6 +70,21 @@ def blueprint(sim: Simulator) -> Blueprint:
             setattr(sim.config, name, value)
         return jsonify(_config(sim))
 
+    @bp.get("/switches")
+    def get_switches():
+        return jsonify(sim.catalog.switches.as_dict())
+
+    @bp.post("/switches")
+    def set_switches():
+        changes = json_body()
+        if not isinstance(changes, dict):
+            raise bad_request(None, "Send a JSON object of switches.")
+        try:
+            sim.catalog.switches.update(changes)
+        except ValueError as exc:
+            raise bad_request(None, str(exc)) from None
+        return jsonify(sim.catalog.switches.as_dict())
+
     @bp.get("/webhooks")
     def webhooks():
         idle = True

@@ -35,7 +35,8 @@ class Simulator:
         return self.config.deployment == "cloud"
 
     def reset(self) -> None:
-        """Forget issues, calls, deliveries and counters; keep the configuration."""
+        """Forget issues, calls, deliveries, counters and switches; keep the configuration."""
+        self.catalog.switches.reset()
         self.store.reset()
         self.calls.reset()
         self.dispatcher.reset()
@@ -48,6 +49,12 @@ class Simulator:
     # -- per-request helpers (Flask request context) -----------------------------------------
 
     def authenticate(self) -> UserDef | None:
+        user = self._credentials_user()
+        if user is self.catalog.service and self.catalog.switches.revoke_token:
+            return None  # as Jira answers a revoked API token or PAT
+        return user
+
+    def _credentials_user(self) -> UserDef | None:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "basic":
             try:
