@@ -22,7 +22,17 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEPLOYMENTS = ("cloud", "server")
+LOG_FORMATS = ("text", "json")
 AUTH_METHODS = ("basic", "pat", "oauth2")
+# The integration's secrets (sealed at rest) and the bootstrap variables that carry them.
+SECRET_VARIABLES = {
+    "api_token": "JIRA_API_TOKEN",
+    "pat": "JIRA_PAT",
+    "oauth_client_secret": "JIRA_OAUTH_CLIENT_SECRET",
+    "oauth_refresh_token": "JIRA_OAUTH_REFRESH_TOKEN",
+    "webhook_secret": "JIRA_WEBHOOK_SECRET",
+    "qalita_api_token": "QALITA_API_TOKEN",
+}
 # Schemes people copy from their provider; both mean Postgres through psycopg2 here.
 BARE_POSTGRES_SCHEMES = ("postgresql", "postgres")
 TENANT_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$", re.IGNORECASE)
@@ -95,11 +105,14 @@ class Settings:
     web_workers: int
     web_threads: int
     worker_concurrency: int
+    # 0: the worker serves no metrics.
+    worker_metrics_port: int
     max_body_bytes: int
     webhook_max_bytes: int
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     public_url: str
     log_level: str
+    log_format: str
     debounce_seconds: float
     mapping_file: Path | None
     qalita_events_secret: str | None = field(repr=False)
@@ -165,10 +178,20 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
 
 def _http_url(env: Mapping[str, str], name: str) -> str | None:
     raw = _get(env, name)
-    if raw is None:
-        return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    return None if raw is None else http_url(raw, name)
+
+
+def http_url(raw: str, name: str) -> str:
+    """An http(s) base URL as users paste it (a trailing slash is dropped); the admin API
+    checks its URL fields with this too, so both accept exactly the same forms."""
+    raw = raw.strip()
+    try:
+        parts = urlsplit(raw)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        valid = False
+    if not valid:
         raise SettingsError(f"{name}: expected an http(s) URL with a host, got {raw!r}")
     return raw.rstrip("/")
 
@@ -273,15 +296,8 @@ def _jira(env: Mapping[str, str], tenant: str) -> JiraBootstrap | None:
     for name in required:
         if _get(env, name) is None:
             raise SettingsError(f"{name}: required when JIRA_AUTH is {auth}")
-    secret_names = {
-        "api_token": "JIRA_API_TOKEN",
-        "pat": "JIRA_PAT",
-        "oauth_client_secret": "JIRA_OAUTH_CLIENT_SECRET",
-        "oauth_refresh_token": "JIRA_OAUTH_REFRESH_TOKEN",
-        "webhook_secret": "JIRA_WEBHOOK_SECRET",
-        "qalita_api_token": "QALITA_API_TOKEN",
-    }
-    secrets = {key: value for key, name in secret_names.items() if (value := _get(env, name))}
+    secrets = {key: value for key, name in SECRET_VARIABLES.items()
+               if (value := _get(env, name))}
     allowlist = _get(env, "JIRA_WEBHOOK_IP_ALLOWLIST")
     return JiraBootstrap(
         tenant=tenant,
@@ -325,6 +341,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         web_workers=_int(env, "JIRA_SYNC_WEB_WORKERS", 2, 1, 64),
         web_threads=_int(env, "JIRA_SYNC_WEB_THREADS", 16, 1, 256),
         worker_concurrency=_int(env, "JIRA_SYNC_WORKER_CONCURRENCY", 4, 1, 256),
+        worker_metrics_port=_int(env, "JIRA_SYNC_WORKER_METRICS_PORT", 9808, 0, 65535),
         max_body_bytes=_int(env, "JIRA_SYNC_MAX_BODY_BYTES", 10 * 1024 * 1024, 1024, 2**30),
         webhook_max_bytes=_int(env, "JIRA_SYNC_WEBHOOK_MAX_BYTES", 2 * 1024 * 1024, 1024,
                                2**30),
@@ -333,6 +350,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         public_url=_http_url(env, "JIRA_SYNC_PUBLIC_URL")
         or f"http://{_url_host(web_host)}:{web_port}",
         log_level=log_level,
+        log_format=_choice(env, "JIRA_SYNC_LOG_FORMAT", LOG_FORMATS, "text"),
         debounce_seconds=_float(env, "JIRA_SYNC_DEBOUNCE_SECONDS", 2.0, 0.0, 3600.0),
         mapping_file=_mapping_file(env),
         qalita_events_secret=_get(env, "QALITA_EVENTS_SECRET"),

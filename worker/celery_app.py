@@ -16,19 +16,20 @@ from kombu import Exchange, Queue
 
 from config import logging as service_logging
 from config.settings import Settings, secret_values
+from jira_sync import telemetry
 from jira_sync.broker import (
     BROKER_SOCKET_TIMEOUT_SECONDS,
     VISIBILITY_TIMEOUT_SECONDS,
     transport_options,
 )
-from worker import queues, runtime
+from worker import metrics, queues, runtime
 
 # Upper bounds that every countdown and time limit in the code base stays under.
 TASK_SOFT_TIME_LIMIT = 240
 TASK_TIME_LIMIT = 300
 
-TASK_MODULES = ("worker.tasks.inbound", "worker.tasks.maintenance", "worker.tasks.outbound",
-                "worker.tasks.qalita")
+TASK_MODULES = ("worker.tasks.admin", "worker.tasks.inbound", "worker.tasks.maintenance",
+                "worker.tasks.outbound", "worker.tasks.qalita")
 # Task name -> queue, filled by the house decorator (worker.house.task).
 TASK_QUEUES: dict[str, str] = {}
 
@@ -87,7 +88,38 @@ app = make_celery(runtime.settings())
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     settings = runtime.settings()
-    service_logging.configure(settings.log_level, secret_values(settings))
+    service_logging.configure(settings.log_level, secret_values(settings),
+                              log_format=settings.log_format)
+
+
+@signals.worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """In the main process, before the pool forks (worker/metrics.py says why)."""
+    settings = runtime.settings()
+    if settings.worker_metrics_port:
+        metrics.serve(settings.web_host, settings.worker_metrics_port, runtime.database())
+
+
+@signals.worker_shutdown.connect
+def _stop_metrics(**_: Any) -> None:
+    metrics.stop()
+
+
+@signals.task_prerun.connect
+def _task_started(sender: Any = None, task_id: str | None = None, **_: Any) -> None:
+    service_logging.bind(task_id=task_id)
+    telemetry.task_started(sender.name)
+
+
+@signals.task_postrun.connect
+def _task_ended(sender: Any = None, **_: Any) -> None:
+    telemetry.task_ended(sender.name)
+    service_logging.clear_context()  # what the task bound says nothing about the next one
+
+
+@signals.task_retry.connect
+def _task_retried(sender: Any = None, **_: Any) -> None:
+    telemetry.task_retried(sender.name)
 
 
 @signals.worker_process_init.connect

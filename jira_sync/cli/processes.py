@@ -24,7 +24,9 @@ def worker(celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker on every queue; extra arguments go to `celery worker`."""
     settings = load_settings(needs_secret_key=True)
     preflight(settings)
-    from worker import queues
+    from worker import metrics, queues
+
+    metrics.prepare(settings.worker_metrics_port)  # before anything loads prometheus_client
     from worker.celery_app import app
 
     app.worker_main(["worker", "--queues", ",".join(queues.ALL), "--events",

@@ -21,6 +21,7 @@ import redis
 import requests
 from sqlalchemy.exc import SQLAlchemyError
 
+from jira_sync import telemetry
 from jira_sync.jira.auth import Auth
 from jira_sync.jira.limiter import RateLimiter, learned_rate
 from jira_sync.remote import (
@@ -132,21 +133,30 @@ class JiraClient:
 
         def send() -> requests.Response:
             self._wait_for_slot(what)
-            response = self._send(method, url, json, params)
+            response = self._send(method, path, url, json, params)
             if response.status_code == 401 and self._auth.on_unauthorized():
-                response = self._send(method, url, json, params)
+                response = self._send(method, path, url, json, params)
             self._learn(response)
             return response
 
         return call(send, what=what, idempotent=idempotent, reason_of=jira_reason,
                     policy=self.policy)
 
-    def _send(self, method: str, url: str, json: Any,
+    def _send(self, method: str, path: str, url: str, json: Any,
               params: Mapping[str, Any] | None) -> requests.Response:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT,
                    **self._auth.headers()}
-        return self._session.request(method, url, json=json, params=params, headers=headers,
-                                     timeout=self.policy.timeout, allow_redirects=False)
+        try:
+            response = self._session.request(method, url, json=json, params=params,
+                                             headers=headers, timeout=self.policy.timeout,
+                                             allow_redirects=False)
+        except requests.RequestException:
+            telemetry.jira_call(method, path, None)
+            raise
+        telemetry.jira_call(method, path, response.status_code)
+        if response.status_code == 429:
+            telemetry.jira_rate_limited(response.headers.get("RateLimit-Reason"))
+        return response
 
     def _wait_for_slot(self, what: str) -> None:
         if self._limiter is None:
@@ -161,6 +171,7 @@ class JiraClient:
             raise RateLimited(f"{what}: waiting {wait:.1f}s for the shared Jira rate limit",
                               retry_after=wait, limit_reason="jira-sync-limiter")
         if wait > 0:
+            telemetry.limiter_waited(wait)
             time.sleep(wait)
 
     def _learn(self, response: requests.Response) -> None:
@@ -201,6 +212,19 @@ class JiraClient:
         """The fields of the create screen, with ``required`` and ``allowedValues``."""
         path = f"/issue/createmeta/{_seg(project_key)}/issuetypes/{_seg(issue_type_id)}"
         return list(self._pages(path, "fields", what=f"read create fields of {project_key}"))
+
+    def my_permissions(self, project_key: str, keys: tuple[str, ...]) -> dict[str, bool]:
+        """Which of the project permissions ``keys`` this account holds in the project."""
+        body = self._request("GET", "/mypermissions", what=f"read permissions in {project_key}",
+                             idempotent=True,
+                             params={"projectKey": project_key, "permissions": ",".join(keys)})
+        held = (body or {}).get("permissions") or {}
+        return {key: bool((held.get(key) or {}).get("havePermission")) for key in keys}
+
+    def project_statuses(self, project_key: str) -> list[dict[str, Any]]:
+        """Per issue type of the project, the statuses its workflow holds (with categories)."""
+        return self._request("GET", f"/project/{_seg(project_key)}/statuses",
+                             what=f"read the statuses of {project_key}", idempotent=True)
 
     def _pages(self, path: str, key: str, *, what: str) -> Iterator[dict[str, Any]]:
         """Create-metadata pages: Cloud names the list ``key``, Data Center ``values``."""

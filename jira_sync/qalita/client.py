@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from jira_sync import telemetry
 from jira_sync.remote import (
     DEFAULT_POLICY,
     NotFound,
@@ -135,8 +136,14 @@ class QalitaClient:
         url = self._base_url + path
 
         def send() -> requests.Response:
-            return self._session.request(method, url, params=params, json=body, headers=headers,
-                                         timeout=self._policy.timeout)
+            try:
+                response = self._session.request(method, url, params=params, json=body,
+                                                 headers=headers, timeout=self._policy.timeout)
+            except requests.RequestException:
+                telemetry.qalita_call(method, path, None)
+                raise
+            telemetry.qalita_call(method, path, response.status_code)
+            return response
 
         return call(send, what=f"QALITA {method} {path}", idempotent=idempotent,
                     reason_of=self._reason_of, policy=self._policy)

@@ -22,7 +22,8 @@ def links_by_state(session: Session) -> dict[str, int]:
 
 def open_dead_letters(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(DeadLetter).where(
-        DeadLetter.replayed_at.is_(None), DeadLetter.discarded_at.is_(None))) or 0
+        DeadLetter.replayed_at.is_(None), DeadLetter.discarded_at.is_(None),
+        DeadLetter.resolved_at.is_(None))) or 0
 
 
 def inbound_lanes(session: Session) -> dict[str, int]:
@@ -49,3 +50,13 @@ def reconciliation_ages(session: Session) -> dict[str, float]:
     rows = session.execute(select(Integration.tenant, Integration.reconciled_at).where(
         Integration.enabled.is_(True), Integration.reconciled_at.is_not(None)))
     return {tenant: max((now - at).total_seconds(), 0.0) for tenant, at in rows}
+
+
+def paused_sides(session: Session) -> dict[tuple[str, str], int]:
+    """Per integration (not deleted) and side (``jira``, ``qalita``): 1 while an
+    integration-wide refusal pauses it, else 0, so an alert sees the pause end too."""
+    rows = session.execute(select(Integration.tenant, Integration.jira_paused_at,
+                                  Integration.qalita_paused_at)
+                           .where(Integration.deleted_at.is_(None)))
+    return {key: int(at is not None) for tenant, jira_at, qalita_at in rows
+            for key, at in (((tenant, "jira"), jira_at), ((tenant, "qalita"), qalita_at))}

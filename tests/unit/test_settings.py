@@ -16,6 +16,12 @@ def test_defaults_need_nothing(tmp_path, monkeypatch):
     assert (settings.web_host, settings.web_port) == ("127.0.0.1", 8080)
     assert settings.debounce_seconds == 2.0
     assert settings.secret_keys == () and settings.jira is None
+    assert (settings.worker_metrics_port, settings.log_format) == (9808, "text")
+
+
+def test_worker_metrics_port_0_turns_them_off_and_json_logs_are_chosen_by_name():
+    settings = load({"JIRA_SYNC_WORKER_METRICS_PORT": "0", "JIRA_SYNC_LOG_FORMAT": "JSON"})
+    assert (settings.worker_metrics_port, settings.log_format) == (0, "json")
 
 
 @pytest.mark.parametrize(("env", "variable"), [
@@ -34,6 +40,10 @@ def test_defaults_need_nothing(tmp_path, monkeypatch):
     ({"JIRA_SYNC_MAPPING_FILE": "/nonexistent/mapping.yaml"}, "JIRA_SYNC_MAPPING_FILE"),
     ({"JIRA_SYNC_LOG_LEVEL": "LOUD"}, "JIRA_SYNC_LOG_LEVEL"),
     ({"JIRA_SYNC_WORKER_CONCURRENCY": "0"}, "JIRA_SYNC_WORKER_CONCURRENCY"),
+    ({"JIRA_SYNC_WORKER_METRICS_PORT": "-1"}, "JIRA_SYNC_WORKER_METRICS_PORT"),
+    ({"JIRA_SYNC_WORKER_METRICS_PORT": "70000"}, "JIRA_SYNC_WORKER_METRICS_PORT"),
+    ({"JIRA_SYNC_WORKER_METRICS_PORT": "prometheus"}, "JIRA_SYNC_WORKER_METRICS_PORT"),
+    ({"JIRA_SYNC_LOG_FORMAT": "xml"}, "JIRA_SYNC_LOG_FORMAT"),
     ({"JIRA_BASE_URL": "acme.atlassian.net"}, "JIRA_BASE_URL"),
     ({"JIRA_BASE_URL": "https://acme.atlassian.net", "JIRA_DEPLOYMENT": "mainframe",
       "JIRA_EMAIL": "a@b.c", "JIRA_API_TOKEN": "t"}, "JIRA_DEPLOYMENT"),

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from jira_sync import intake
+from jira_sync import intake, telemetry
 from jira_sync.publish import QALITA_EVENT_TASK
 from jira_sync.sync.state import Due
 from worker import queues, runtime
@@ -20,6 +20,8 @@ def qalita_event(events: Sequence[Any]) -> list[Due]:
     """Validate, store and fold the events that arrived together into their links; their
     messages are acknowledged only after that commits, and the links' flushes are scheduled
     after it."""
+    for event in events:
+        telemetry.event_in("qalita", event.get("event_type") if isinstance(event, dict) else None)
     # A time limit is the batch's loss, not a bug in one event: it must reach the task.
     return intake.receive_batch(runtime.sync_context(), events,
                                 passthrough=(SoftTimeLimitExceeded,))
