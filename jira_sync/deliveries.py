@@ -40,8 +40,9 @@ from jira_sync.sync.journal import storable
 logger = logging.getLogger("jira_sync.deliveries")
 
 JIRA = "jira"
-# Inbox states of a delivery: waiting for a worker, done, held for a disabled integration,
-# or kept as a dead letter.
+# Inbox states of a delivery: waiting for a worker, done, held for a disabled integration
+# (by versions before disabled integrations took their deliveries and held the flushes:
+# ``release_held`` sends such rows on), or kept as a dead letter.
 RECEIVED, PROCESSED, HELD, FAILED = "received", "processed", "held", "failed"
 SIGNATURE_HEADER = "X-Hub-Signature"
 IDENTIFIER_HEADER = "X-Atlassian-Webhook-Identifier"
@@ -121,7 +122,8 @@ class Targets:
             rows = session.execute(select(
                 Integration.id, Integration.updated_at, Integration.tenant,
                 Integration.base_url, Integration.secrets_sealed,
-                Integration.webhook_token_hash, Integration.ip_allowlist)).all()
+                Integration.webhook_token_hash, Integration.ip_allowlist).where(
+                Integration.deleted_at.is_(None))).all()
         opened: dict[int, tuple[Any, Target]] = {}
         for row in rows:
             known = self._opened.get(row.id)
@@ -165,7 +167,8 @@ class Targets:
         each time: a rotated token must stop working at once, not at the next refresh."""
         with self._database.unit_of_work() as session:
             found = session.scalar(select(Integration.id).where(
-                Integration.webhook_token_hash == token_hash(token)))
+                Integration.webhook_token_hash == token_hash(token),
+                Integration.deleted_at.is_(None)))
         if found is None:
             return None
         for force in (False, True):  # known to exist: read it now if it is new
@@ -355,7 +358,9 @@ def _insert_new_statement(dialect: str) -> Any:
 
 
 def release_held(session: Session) -> list[int]:
-    """Deliveries held for a disabled integration that is enabled again: back in the queue."""
+    """Deliveries an earlier version held for a disabled integration, back in the queue once
+    it is enabled (they are folded then; today a disabled integration folds its deliveries
+    and holds the flushes)."""
     enabled = select(Integration.id).where(Integration.enabled.is_(True))
     ids = list(session.scalars(select(InboxEvent.id).where(
         InboxEvent.source == JIRA, InboxEvent.state == HELD,

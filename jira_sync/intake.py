@@ -3,8 +3,9 @@
 An event is durable once its inbox row commits; only then is the broker message acknowledged
 (the task acks late) or the HTTP sender answered. Redelivered or re-sent events collapse on
 ``event_id``. An invalid event becomes a dead letter with the validation errors and is never
-retried. An event for a tenant with no enabled integration waits in the inbox until one
-exists (``pump_waiting``).
+retried. An event for a tenant no integration serves waits in the inbox until one exists
+(``pump_waiting``); a disabled integration takes its events into its links as usual, and
+holds their flushes until it is enabled (``sync.pauses``).
 """
 
 from __future__ import annotations
@@ -132,8 +133,8 @@ def accept(session: Session, ctx: SyncContext,
 
 
 def pump_waiting(session: Session, ctx: SyncContext) -> list[Due]:
-    """Apply held events whose tenant now has an enabled integration, oldest first."""
-    served = select(Integration.tenant).where(Integration.enabled.is_(True))
+    """Apply held events whose tenant now has an integration, oldest first."""
+    served = select(Integration.tenant).where(Integration.deleted_at.is_(None))
     rows = session.scalars(select(InboxEvent).where(
         InboxEvent.source == QALITA, InboxEvent.state == WAITING,
         InboxEvent.tenant.in_(served)).order_by(InboxEvent.id).limit(PUMP_BATCH)
@@ -166,5 +167,5 @@ def _duplicate(event: QalitaEvent) -> dict[str, Any]:
 
 def _waiting(event: QalitaEvent) -> dict[str, Any]:
     return entry(None, event.event_type, "waiting",
-                 f"no enabled integration serves tenant {event.tenant!r}; the event waits",
+                 f"no integration serves tenant {event.tenant!r}; the event waits",
                  event_id=event.event_id)

@@ -30,7 +30,8 @@ from jira_sync.store.models import Integration
 # How long what a project's create screen requires is trusted before it is read again.
 CREATE_META_TTL_SECONDS = 600.0
 # How long intake trusts which integration serves a tenant: one query less per event, and an
-# integration enabled or disabled takes effect within this.
+# integration created, deleted or revived takes effect within this (enabling and disabling
+# act at the flush, which reads the integration each time).
 SERVING_TTL_SECONDS = 5.0
 
 
@@ -55,12 +56,16 @@ class SyncContext:
         field(default_factory=dict)
     _serving: dict[str, tuple[float, Integration | None]] = field(default_factory=dict)
     _qalita: dict[int, tuple[datetime, QalitaClient | None]] = field(default_factory=dict)
+    # Integration id -> when Jira's ``myself`` last answered a 403's confirmation
+    # (``pauses.refusal``): the other links of a bulk create refused alike are not asked again.
+    myself_answered: dict[int, float] = field(default_factory=dict)
     # Status id -> category per integration, learned from what Jira shows (webhook bodies,
     # transitions), asked of Jira only for a status never seen.
     _categories: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def serving(self, session: Session, tenant: str) -> Integration | None:
-        """The enabled integration of ``tenant`` (a detached, read-only copy), or None."""
+        """The integration serving ``tenant`` (``integrations.serving``; a detached, read-only
+        copy), or None."""
         cached = self._serving.get(tenant)
         if cached and cached[0] > time.monotonic():
             return cached[1]

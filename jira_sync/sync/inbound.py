@@ -6,7 +6,8 @@ and writes only the fields whose Jira-side value changed since the link's last v
 A value QALITA already holds is not written again; every value written is recorded first
 as a pending write on QALITA's side, so QALITA's event for it comes back as an echo and
 goes no further. Its failures are its own lane's (``outcomes``): parked on 429 and 5xx,
-dead-lettered on 400, 401 and 403; a QALITA 404 marks the lane ``gone``.
+dead-lettered on 400 and 403; a QALITA 404 marks the lane ``gone``; a refused token pauses
+the integration (``pauses``: QALITA's pauses this direction, Jira's both).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from jira_sync import telemetry
 from jira_sync.events.qalita_event import InvalidEvent, dump_issue, parse_issue
 from jira_sync.jira.client import JiraClient
 from jira_sync.mapping import Mapping
@@ -33,9 +35,16 @@ from jira_sync.qalita import QalitaClient
 from jira_sync.remote import NotFound, PermanentError, TransientError
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
-from jira_sync.sync import echoes, leases, lifecycle
+from jira_sync.sync import echoes, leases, lifecycle, pauses
 from jira_sync.sync.comments import comments_to_qalita
-from jira_sync.sync.conflicts import JIRA, QALITA, mark_synced, settle, winner
+from jira_sync.sync.conflicts import (
+    JIRA,
+    QALITA,
+    jira_changed_at,
+    mark_synced,
+    settle,
+    winner,
+)
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.identity import email_of
 from jira_sync.sync.jira_view import DELETED, IGNORED
@@ -105,11 +114,13 @@ def _lease(ctx: SyncContext, link_ids: Sequence[int]) -> tuple[list[Work], list[
                     at = due if due > now else look_again_at(link, now)
                     dues.append(Due(link.id, at, inbound=True))
                 continue
-            link.inbound_due_at = None
             if link.integration_id not in integrations:
-                integration = session.get(Integration, link.integration_id)
-                assert integration is not None
-                integrations[link.integration_id] = integration
+                integrations[link.integration_id] = session.get_one(Integration,
+                                                                    link.integration_id)
+            if pauses.stopped(integrations[link.integration_id], inbound=True):
+                idle.append(link.id)  # held: due until the hold ends (``pauses.release``)
+                continue
+            link.inbound_due_at = None
             work = Work.of(link, owner, integrations[link.integration_id], inbound=True)
             works.append(work)
         leases.release(session, idle, owner)
@@ -409,6 +420,7 @@ def _write(ctx: SyncContext, qalita: QalitaClient, work: Work,
         echoes.expect(session, work.link_id, echoes.QALITA, changes.items(),
                       ctx.timings.echo_ttl_seconds)
     answer = qalita.update_issue(work.qalita_issue_id, changes)
+    telemetry.synced(telemetry.INBOUND, (jira_changed_at(work.view, name) for name in work.view))
     shown = {k: (normalize(v)[:80] if isinstance(v, str) else v) for k, v in changes.items()}
     journal(ctx, work, "inbound", "applied", f"wrote {', '.join(sorted(changes))} to QALITA "
             f"issue {work.qalita_issue_id} from {work.jira_issue_key}", changes=shown)

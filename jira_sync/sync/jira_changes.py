@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from jira_sync.deliveries import FAILED, HELD, JIRA, PROCESSED, RECEIVED
+from jira_sync import telemetry
+from jira_sync.deliveries import FAILED, JIRA, PROCESSED, RECEIVED
 from jira_sync.events.jira_webhook import (
     InvalidWebhook,
     JiraWebhook,
@@ -104,12 +105,6 @@ class Batch:
         if integration is None:
             self._done(row, None, "ignored", "its integration no longer exists")
             return
-        if not integration.enabled:
-            row.state = HELD  # released when the integration is enabled again
-            self.notes.append(entry(integration.id, "webhook", "held",
-                                    f"delivery {row.id} waits: the integration is disabled",
-                                    inbox_id=row.id))
-            return
         try:
             webhook = parse(row.payload)
         except InvalidWebhook as exc:
@@ -118,6 +113,7 @@ class Batch:
                         integration_id=integration.id, inbox_id=row.id, payload=row.payload)
             return
         event = webhook.event or ""
+        telemetry.event_in("jira", event)
         if webhook.issue is None:
             self._done(row, integration, "ignored", f"{event or 'a delivery'} about no issue")
         elif event not in ISSUE_EVENTS and event not in COMMENT_EVENTS:

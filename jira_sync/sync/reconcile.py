@@ -29,7 +29,7 @@ from jira_sync.jira.connect import auth_for
 from jira_sync.remote import NotFound, PermanentError
 from jira_sync.store.models import Integration, IssueLink
 from jira_sync.store.types import utcnow
-from jira_sync.sync import echoes, lifecycle
+from jira_sync.sync import echoes, lifecycle, pauses
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.jira_changes import Batch
 from jira_sync.sync.jira_view import Fold
@@ -95,7 +95,7 @@ def reconcile(ctx: SyncContext, integration_id: int, *, since: datetime | None =
             IssueLink.state.not_in(FINAL_STATES)).distinct()) if p)
         session.expunge(integration)
     report = Report(integration.tenant)
-    if not integration.enabled:
+    if pauses.stopped(integration, inbound=False):
         return report, []
     report.since = since or integration.reconciled_at or started - timedelta(
         seconds=ctx.timings.reconcile_seconds)
@@ -253,10 +253,11 @@ def _follow(ctx: SyncContext, link_id: int, issue: dict[str, Any]) -> int:
 
 
 def due_integrations(ctx: SyncContext) -> list[int]:
-    """The enabled integrations with linked issues: what beat's sweep reconciles."""
+    """The integrations with linked issues whose flushes run (enabled, not deleted, not
+    paused): what beat's sweep reconciles."""
     with ctx.database.unit_of_work() as session:
         return list(session.scalars(select(Integration.id).where(
-            Integration.enabled.is_(True),
+            Integration.id.in_(pauses.running(inbound=False)),
             select(func.count()).select_from(IssueLink).where(
                 IssueLink.integration_id == Integration.id,
                 IssueLink.jira_issue_id.is_not(None)).scalar_subquery() > 0)))

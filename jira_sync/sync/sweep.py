@@ -4,7 +4,8 @@ Redis redelivers an unacknowledged message only after its visibility timeout (an
 countdown task dies with the worker that held it. So the state in the database is the truth:
 a link whose flush is overdue, whose parked retry is overdue, or whose lease expired with its
 holder is flushed again, and events held for a tenant without an integration are applied
-once one exists. Inbound flushes (Jira's changes to QALITA) are found the same way.
+once one exists. Inbound flushes (Jira's changes to QALITA) are found the same way. The
+links of a held integration (disabled, deleted, paused) are left to its release.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from jira_sync.store.models import IssueLink
 from jira_sync.store.types import utcnow
-from jira_sync.sync.state import BLOCKED, FAILED, FINAL_STATES
+from jira_sync.sync import pauses
+from jira_sync.sync.state import BLOCKED, FAILED, FINAL_STATES, SEVERING
 
 SWEEP_BATCH = 1000
 
@@ -28,8 +30,11 @@ def overdue_links(session: Session, grace_seconds: float) -> list[int]:
     late = now - timedelta(seconds=grace_seconds)
     free = or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now)
     ids = list(session.scalars(select(IssueLink.id).where(
-        # Blocked and failed links wait for a new event or a replay.
-        IssueLink.state.not_in((*FINAL_STATES, BLOCKED, FAILED)), free,
+        # Blocked and failed links wait for a new event or a replay; of the final ones, only
+        # a severing link has a flush left (the one taking its marker off).
+        or_(IssueLink.state == SEVERING,
+            IssueLink.state.not_in((*FINAL_STATES, BLOCKED, FAILED))), free,
+        IssueLink.integration_id.in_(pauses.running(inbound=False)),
         or_(IssueLink.due_at <= late,
             and_(IssueLink.next_attempt_at.is_not(None), IssueLink.next_attempt_at <= late),
             IssueLink.lease_owner.is_not(None),  # its holder died mid-flush
@@ -52,6 +57,7 @@ def overdue_inbound(session: Session, grace_seconds: float) -> list[int]:
     free = or_(IssueLink.lease_owner.is_(None), IssueLink.lease_expires_at < now)
     ids = list(session.scalars(select(IssueLink.id).where(
         IssueLink.state.not_in(FINAL_STATES), free,
+        IssueLink.integration_id.in_(pauses.running(inbound=True)),
         or_(IssueLink.inbound_due_at <= late,
             and_(IssueLink.lease_owner.is_not(None), IssueLink.lease_expires_at < late)),
     ).order_by(IssueLink.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)))

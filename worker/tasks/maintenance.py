@@ -1,4 +1,4 @@
-"""Maintenance tasks: queue heartbeats and retention."""
+"""Maintenance tasks: queue heartbeats, retention, and the probe of paused integrations."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 
 from jira_sync import heartbeats, retention
 from jira_sync.store.types import utcnow
+from jira_sync.sync import pauses
+from jira_sync.sync.state import Due
 from worker import queues, runtime
 from worker.house import task
 
@@ -31,3 +33,10 @@ def send_heartbeats(session: Session) -> None:
 def prune(session: Session) -> dict[str, int]:
     """Delete log and processed inbox rows past the retention period."""
     return retention.prune(session, runtime.settings().retention_days)
+
+
+@task(name="jira_sync.probe_paused", queue=queues.MAINTENANCE, transactional=False)
+def probe_paused() -> list[Due]:
+    """Try each paused integration's refused side again; one that answers resumes, and the
+    work its pause held is flushed."""
+    return pauses.probe(runtime.sync_context())

@@ -174,12 +174,12 @@ def test_an_event_for_an_unserved_tenant_waits_then_syncs(database, sim, deploym
     from jira_sync import intake
 
     h = Harness(database, sim.base_url, deployment)
-    with database.unit_of_work() as session:
-        session.execute(update(Integration).values(enabled=False))
+    with database.unit_of_work() as session:  # a deleted integration serves no tenant
+        session.execute(update(Integration).values(deleted_at=utcnow()))
     h.sync(qalita_event(1))
     with database.unit_of_work() as session:
         assert session.scalars(select(InboxEvent.state)).all() == ["waiting"]
-        session.execute(update(Integration).values(enabled=True))
+        session.execute(update(Integration).values(deleted_at=None))
     with database.unit_of_work() as session:
         h.schedule(intake.pump_waiting(session, h.ctx))
     h.drain()
