@@ -39,7 +39,17 @@ from jira_sync.sync.outcomes import (
     unexpected,
 )
 from jira_sync.sync.rendering import fingerprint, rich_text
-from jira_sync.sync.state import BLOCKED, CLOSED, FAILED, LINKED, PENDING, Due
+from jira_sync.sync.state import (
+    BLOCKED,
+    CLOSED,
+    FAILED,
+    FINAL_STATES,
+    LINKED,
+    PENDING,
+    SEVERED,
+    SEVERING,
+    Due,
+)
 
 logger = logging.getLogger("jira_sync.creates")
 # Links leased by one create flush; more wait for the next one.
@@ -73,6 +83,9 @@ def flush_creates(ctx: SyncContext, integration_id: int, project_key: str | None
         works: list[Work] = []
         later: list[Due] = []
         for link in session.scalars(select(IssueLink).where(IssueLink.id.in_(held))):
+            if link.state in FINAL_STATES:  # severed since the flush was asked for
+                leases.release(session, [link.id], owner)
+                continue
             if link.next_attempt_at is not None and link.next_attempt_at > now:
                 later.append(Due(link.id, link.next_attempt_at))
                 leases.release(session, [link.id], owner)
@@ -140,7 +153,11 @@ def _adopt_attempted(ctx: SyncContext, client: JiraClient, mapping: Mapping,
     for start in range(0, len(attempted), MARKERS_PER_SEARCH):
         markers = [w.marker for w in attempted[start:start + MARKERS_PER_SEARCH]]
         jql = "labels in ({})".format(", ".join(f'"{m}"' for m in markers))
-        for issue in client.search(jql, fields=("summary", "labels", "created")):
+        issues = list(client.search(jql, fields=("summary", "labels", "created")))
+        cut = severed_issue_ids(ctx, works[0].integration.id, [str(i["id"]) for i in issues])
+        for issue in issues:
+            if str(issue["id"]) in cut:
+                continue
             for label in issue.get("fields", {}).get("labels") or []:
                 # Should two exist (never through us), keep the oldest: ids grow.
                 if label in markers and (label not in found
@@ -168,6 +185,18 @@ def _adopt_attempted(ctx: SyncContext, client: JiraClient, mapping: Mapping,
             continue
         remaining.append(work)
     return remaining
+
+
+def severed_issue_ids(ctx: SyncContext, integration_id: int, jira_ids: list[str]) -> set[str]:
+    """The Jira issues among ``jira_ids`` whose link was severed: their marker may linger
+    (Jira's index lags the label's removal, or the removal failed), and adopting one by it
+    would bring back what an operator cut off."""
+    if not jira_ids:
+        return set()
+    with ctx.database.unit_of_work() as session:
+        return set(session.scalars(select(IssueLink.jira_issue_id).where(
+            IssueLink.integration_id == integration_id, IssueLink.jira_issue_id.in_(jira_ids),
+            IssueLink.state.in_((SEVERING, SEVERED)))))
 
 
 def _hold(ctx: SyncContext, work: Work, until: Any) -> None:
@@ -321,7 +350,8 @@ def _linked(ctx: SyncContext, work: Work, decision: str, message: str) -> None:
             return
         persist(session, work, link)
         link.jira_issue_id, link.jira_issue_key = work.jira_issue_id, work.jira_issue_key
-        link.state, link.state_reason = LINKED, None
+        if link.state not in FINAL_STATES:  # severed while the create was on its way
+            link.state, link.state_reason = LINKED, None
         if work.view:
             link.jira_view = work.view
 

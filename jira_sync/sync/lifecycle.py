@@ -17,6 +17,7 @@ from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.sync import leases
 from jira_sync.sync.context import SyncContext
+from jira_sync.sync.creates import severed_issue_ids
 from jira_sync.sync.outcomes import Work, finish, journal, save_progress
 from jira_sync.sync.state import C_PENDING, C_POSTED, FINAL_STATES, PENDING, TOMBSTONED, Due
 
@@ -34,6 +35,8 @@ def handle_missing(ctx: SyncContext, client: JiraClient, mapping: Mapping, work:
                              "visible to this account: lost permission? (not treated as a "
                              "deletion)", status=404) from None
     found = list(client.search(f'labels = "{work.marker}"', fields=("summary", "labels")))
+    cut = severed_issue_ids(ctx, work.integration.id, [str(issue["id"]) for issue in found])
+    found = [issue for issue in found if str(issue["id"]) not in cut]
     if found:
         issue = found[0]
         work.jira_issue_id, work.jira_issue_key = str(issue["id"]), issue.get("key")

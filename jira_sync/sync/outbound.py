@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -34,7 +34,7 @@ from jira_sync.remote import NotFound, PermanentError, TransientError
 from jira_sync.render import from_text
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
-from jira_sync.sync import creates, echoes, leases
+from jira_sync.sync import creates, echoes, leases, pauses
 from jira_sync.sync.comments import comments_to_jira
 from jira_sync.sync.conflicts import JIRA, QALITA, mark_synced, settle, winner
 from jira_sync.sync.context import SyncContext
@@ -62,6 +62,8 @@ from jira_sync.sync.state import (
     C_POSTED,
     CLOSED,
     FINAL_STATES,
+    SEVERED,
+    SEVERING,
     Due,
 )
 
@@ -74,13 +76,15 @@ def flush_link(ctx: SyncContext, link_id: int) -> list[Due]:
     owner = leases.new_owner()
     with ctx.database.unit_of_work() as session:
         link = session.get(IssueLink, link_id)
-        if link is None or link.state in FINAL_STATES:
+        if link is None or (link.state in FINAL_STATES and link.state != SEVERING):
             return []
         if link.due_at is None and link.next_attempt_at is None:
             # Nothing asked for this flush any more: another flush (a bulk create, or the
             # window's earlier flush) already wrote the state it was scheduled for.
             return []
-        if link.jira_issue_id is None and link.desired is not None \
+        if pauses.stopped(session.get_one(Integration, link.integration_id), inbound=False):
+            return []  # held: the link stays due until the hold ends (``pauses.release``)
+        if link.jira_issue_id is None and link.state != SEVERING and link.desired is not None \
                 and not link.desired.get("deleted"):
             group = (link.integration_id, link.jira_project_key)
             work = None
@@ -88,8 +92,15 @@ def flush_link(ctx: SyncContext, link_id: int) -> list[Due]:
             work, later = _lease_work(ctx, session, link, owner)
             if work is None:
                 return later
+            # The state as the lease found it: a sever takes effect between two flushes.
+            if link.state in FINAL_STATES and link.state != SEVERING:
+                leases.release(session, [link.id], owner)
+                return []
+            severing = link.state == SEVERING
     if work is None:
         return creates.flush_creates(ctx, group[0], group[1], link_id)
+    if severing:
+        return _sever(ctx, work)
     return _flush_guarded(ctx, work)
 
 
@@ -475,3 +486,72 @@ def _apply_qalita_delete(ctx: SyncContext, client: JiraClient, mapping: Mapping,
 def _close_locally(ctx: SyncContext, work: Work, reason: str) -> None:
     save_progress(ctx, work, state=CLOSED, state_reason=reason)
     journal(ctx, work, "delete", "closed", f"QALITA issue {work.qalita_issue_id}: {reason}")
+
+
+def _sever(ctx: SyncContext, work: Work) -> list[Due]:
+    """The last flush of a severed link: the marker label comes off its Jira issue, so no
+    later create adopts the issue by it; the issue itself stays as it is.
+
+    Whatever Jira answers the link ends severed (marker adoption skips a severed link's
+    issue anyway, so a marker that stays does no harm); only a transient failure is tried
+    again, and only until the maximum retry age.
+    """
+    client = ctx.client(work.integration)
+    level = "info"
+    try:
+        if work.jira_issue_id is None and work.create_attempted_at is not None:
+            wake = _find_attempted(ctx, client, work)
+            if wake is not None:
+                save_progress(ctx, work, next_attempt_at=wake)
+                finish(ctx, work)
+                return [Due(work.link_id, wake)]
+        if work.jira_issue_id is None:
+            outcome = "no Jira issue was created for it"
+        else:
+            renew(ctx, work)
+            client.edit_issue(work.jira_issue_id,
+                              update={"labels": [{"remove": work.marker}]})
+            outcome = f"{work.jira_issue_key} stays in Jira, without the label {work.marker}"
+    except LeaseLost:
+        return abandon(ctx, work)
+    except NotFound:
+        outcome = f"{work.jira_issue_key} no longer exists in Jira"
+    except PermanentError as exc:
+        level, outcome = "warning", (f"{work.jira_issue_key} keeps the label {work.marker} "
+                                     f"(no later create adopts it): {exc.reason}")
+    except TransientError as exc:
+        if not _retried_too_long(ctx, work):
+            return park(ctx, work, exc)
+        level, outcome = "warning", (f"{work.jira_issue_key} keeps the label {work.marker} "
+                                     f"(no later create adopts it): {exc.reason}")
+    except Exception as exc:
+        logger.exception("sever of link %s failed unexpectedly", work.link_id)
+        return park(ctx, work, unexpected(exc))
+    journal(ctx, work, "sever", "severed", f"QALITA issue {work.qalita_issue_id} is no "
+            f"longer linked: {outcome}", level=level)
+    save_progress(ctx, work, state=SEVERED, jira_issue_id=work.jira_issue_id,
+                  jira_issue_key=work.jira_issue_key, due_at=None, next_attempt_at=None,
+                  attempts=0, first_failure_at=None)
+    return finish(ctx, work)
+
+
+def _find_attempted(ctx: SyncContext, client: JiraClient, work: Work) -> datetime | None:
+    """The issue a create attempt may have made, by its marker (skipping severed links'
+    issues); when to look again while Jira's index may not show it yet, else None."""
+    found = list(client.search(f'labels = "{work.marker}"', fields=("labels",)))
+    cut = creates.severed_issue_ids(ctx, work.integration.id, [str(i["id"]) for i in found])
+    found = sorted((i for i in found if str(i["id"]) not in cut), key=lambda i: int(i["id"]))
+    if found:
+        work.jira_issue_id, work.jira_issue_key = str(found[0]["id"]), found[0].get("key")
+        return None
+    assert work.create_attempted_at is not None
+    wake = work.create_attempted_at + timedelta(seconds=ctx.timings.index_lag_seconds)
+    return wake if wake > utcnow() else None
+
+
+def _retried_too_long(ctx: SyncContext, work: Work) -> bool:
+    with ctx.database.unit_of_work() as session:
+        first = session.scalar(select(IssueLink.first_failure_at).where(
+            IssueLink.id == work.link_id))
+    return first is not None and (utcnow() - first).total_seconds() \
+        > ctx.timings.max_retry_age_seconds

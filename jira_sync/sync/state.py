@@ -25,10 +25,13 @@ from jira_sync.store.upsert import insert
 from jira_sync.sync import echoes
 from jira_sync.sync.journal import entry, write
 
-# Lifecycle of a link. Closed and tombstoned links take no more outbound changes.
-PENDING, LINKED, BLOCKED, FAILED, CLOSED, TOMBSTONED = (
-    "pending", "linked", "blocked", "failed", "closed", "tombstoned")
-FINAL_STATES = (CLOSED, TOMBSTONED)
+# Lifecycle of a link. Closed, tombstoned and severed links take no more changes from either
+# side. A severing link is as good as severed for both sides; its one remaining flush takes
+# the marker label off its Jira issue (outbound.flush_link), then it is severed: the row stays
+# with its history, outside the unique keys (``LIVE_LINK``), so the issue can be linked anew.
+PENDING, LINKED, BLOCKED, FAILED, CLOSED, TOMBSTONED, SEVERING, SEVERED = (
+    "pending", "linked", "blocked", "failed", "closed", "tombstoned", "severing", "severed")
+FINAL_STATES = (CLOSED, TOMBSTONED, SEVERING, SEVERED)
 # A flush this late was lost (its worker died holding the countdown), not merely queued.
 OVERDUE_SECONDS = 60.0
 # Comment links: to post, in step, to delete from Jira, deleted, or deleted before posting.
@@ -49,10 +52,15 @@ class Due:
 
 
 def apply_events(session: Session, integration: Integration, mappings: MappingSet,
-                 events: Sequence[QalitaEvent], debounce_seconds: float) -> list[Due]:
+                 events: Sequence[QalitaEvent], debounce_seconds: float, *,
+                 relink: bool = False) -> list[Due]:
     """Fold ``events`` (one tenant's, in arrival order) into their links; returns the flushes
-    of the debounce windows they start, one per link at most."""
-    links = _links_for(session, integration, events)
+    of the debounce windows they start, one per link at most.
+
+    An issue whose links were all severed gets no new one from an event (an operator cut it
+    off); ``relink`` is Create External Issue's way of linking it again.
+    """
+    links = _links_for(session, integration, events, relink)
     expected = echoes.Expected(session, [link.id for link in links.values()], echoes.QALITA)
     notes: list[dict[str, Any]] = []
     started: dict[int, Due] = {}
@@ -66,10 +74,10 @@ def apply_events(session: Session, integration: Integration, mappings: MappingSe
     return list(started.values())
 
 
-def _links_for(session: Session, integration: Integration,
-               events: Sequence[QalitaEvent]) -> dict[int, IssueLink]:
+def _links_for(session: Session, integration: Integration, events: Sequence[QalitaEvent],
+               relink: bool) -> dict[int, IssueLink]:
     """The link rows of the events' issues, created when missing and locked for this
-    transaction.
+    transaction: the live link of each, else (``relink`` unset) its newest severed one.
 
     The unique key collapses concurrent first events for one issue into one row. Rows are
     inserted in key order and locked in id order, so two batches sharing issues wait for each
@@ -79,17 +87,28 @@ def _links_for(session: Session, integration: Integration,
     assert len(tenants) == 1, "one tenant per call: an integration serves one tenant"
     tenant = tenants.pop()
     issue_ids = sorted({event.issue.id for event in events})
+    ours = (IssueLink.integration_id == integration.id, IssueLink.tenant == tenant,
+            IssueLink.qalita_issue_id.in_(issue_ids))
+    # Severed rows are outside the unique key, so the insert would not collapse on them.
+    severed = set() if relink else set(session.scalars(select(IssueLink.qalita_issue_id).where(
+        *ours, IssueLink.state == SEVERED)))
     now = utcnow()
-    session.execute(insert(session, IssueLink).values([dict(
-        integration_id=integration.id, tenant=tenant, qalita_issue_id=issue_id,
-        state=PENDING, desired_version=0, applied_version=0, written={}, managed_labels=[],
-        attempts=0, created_at=now, updated_at=now) for issue_id in issue_ids],
-    ).on_conflict_do_nothing(index_elements=["tenant", "qalita_issue_id", "integration_id"],
-                             index_where=LIVE_LINK))
-    links = session.scalars(select(IssueLink).where(
-        IssueLink.integration_id == integration.id, IssueLink.tenant == tenant,
-        IssueLink.qalita_issue_id.in_(issue_ids)).order_by(IssueLink.id).with_for_update())
-    return {link.qalita_issue_id: link for link in links}
+    fresh = [issue_id for issue_id in issue_ids if issue_id not in severed]
+    if fresh:
+        session.execute(insert(session, IssueLink).values([dict(
+            integration_id=integration.id, tenant=tenant, qalita_issue_id=issue_id,
+            state=PENDING, desired_version=0, applied_version=0, written={},
+            managed_labels=[], attempts=0, created_at=now, updated_at=now)
+            for issue_id in fresh],
+        ).on_conflict_do_nothing(index_elements=["tenant", "qalita_issue_id", "integration_id"],
+                                 index_where=LIVE_LINK))
+    links: dict[int, IssueLink] = {}
+    for link in session.scalars(select(IssueLink).where(*ours).order_by(IssueLink.id)
+                                .with_for_update()):
+        known = links.get(link.qalita_issue_id)
+        if known is None or known.state == SEVERED:
+            links[link.qalita_issue_id] = link
+    return links
 
 
 def _fold(session: Session, integration: Integration, mappings: MappingSet, link: IssueLink,
@@ -98,8 +117,10 @@ def _fold(session: Session, integration: Integration, mappings: MappingSet, link
     """Fold one event into its link; returns when to flush if this starts a debounce window."""
     context = {"link_id": link.id, "event_id": event.event_id}
     if link.state in FINAL_STATES:
+        hint = "; Create External Issue links it again" if link.state == SEVERED else ""
         notes.append(entry(integration.id, event.event_type, "ignored",
-                           f"QALITA issue {event.issue.id}: link is {link.state}", **context))
+                           f"QALITA issue {event.issue.id}: link is {link.state}{hint}",
+                           **context))
         return None
     if event.is_comment:
         changed = _apply_comment(session, link, event, notes)
@@ -108,8 +129,7 @@ def _fold(session: Session, integration: Integration, mappings: MappingSet, link
     if not changed or link.desired is None:
         return None
     if link.state in (BLOCKED, FAILED):  # New input deserves a new attempt.
-        link.state, link.state_reason = (LINKED if link.jira_issue_id else PENDING), None
-        link.next_attempt_at, link.attempts, link.first_failure_at = None, 0, None
+        try_again(link)
     now = utcnow()
     if link.due_at is not None and link.due_at > now - timedelta(seconds=OVERDUE_SECONDS):
         notes.append(entry(integration.id, event.event_type, "coalesced",
@@ -120,6 +140,12 @@ def _fold(session: Session, integration: Integration, mappings: MappingSet, link
     # even a deployment without beat recovers at the issue's next change.
     link.due_at = now + timedelta(seconds=debounce_seconds)
     return Due(link.id, link.due_at)
+
+
+def try_again(link: IssueLink) -> None:
+    """A blocked or failed link is worked on again, from the start of its backoff."""
+    link.state, link.state_reason = (LINKED if link.jira_issue_id else PENDING), None
+    link.next_attempt_at, link.attempts, link.first_failure_at = None, 0, None
 
 
 # The QALITA fields the inbound sync writes, as events show them, and their PUT keys.
