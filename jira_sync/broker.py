@@ -29,6 +29,9 @@ OUTBOUND_QUEUE = "jira_sync.outbound"
 DELIVERIES_PER_MESSAGE = 200
 DELIVERY_TASK = "jira_sync.jira_delivery"
 INBOUND_QUEUE = "jira_sync.jira_inbound"
+# Admin jobs (a bulk replay): on the maintenance queue, as they call no remote themselves.
+JOB_TASK = "jira_sync.run_job"
+MAINTENANCE_QUEUE = "jira_sync.maintenance"
 # Upper bounds that every countdown and time limit in the code base stays under: a Redis
 # message is redelivered after the visibility timeout, so a countdown must end well before.
 MAX_COUNTDOWN_SECONDS = 900
@@ -99,3 +102,9 @@ def send_deliveries(app: Any, inbox_ids: Iterable[int]) -> None:
         for start in range(0, len(ids), DELIVERIES_PER_MESSAGE):
             app.send_task(DELIVERY_TASK, args=(ids[start:start + DELIVERIES_PER_MESSAGE],),
                           queue=INBOUND_QUEUE, producer=producer)
+
+
+def send_job(app: Any, job_id: int, after_id: int = 0) -> None:
+    """Hand a recorded admin job (``jira_sync.admin.jobs``) to the workers, once the row has
+    committed; ``after_id`` carries a job on where its previous run stopped."""
+    app.send_task(JOB_TASK, args=(job_id, after_id), queue=MAINTENANCE_QUEUE)

@@ -19,14 +19,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config import logging as service_logging
+from jira_sync import telemetry
 from jira_sync.events.qalita_event import load_issue
 from jira_sync.mapping import DesiredIssue, Mapping, desired_issue, marker_label
 from jira_sync.remote import RemoteError, TransientError
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
-from jira_sync.sync import leases
+from jira_sync.sync import leases, pauses
 from jira_sync.sync.context import SyncContext
-from jira_sync.sync.journal import dead_letter, entry, log, write
+from jira_sync.sync.journal import INBOUND, OUTBOUND, dead_letter, entry, log, resolve, write
 from jira_sync.sync.state import FAILED, FINAL_STATES, LINKED, PENDING, Due
 
 # A flush that finds the link leased by another looks again this soon (or when the lease ends).
@@ -64,6 +66,8 @@ class Work:
     again: bool = False
     # Set once the link's outcome is written and its lease released.
     done: bool = False
+    # The lane (OUTBOUND or INBOUND) the flush ended in step, whose dead letter then closes.
+    in_step: str | None = None
     # The inbound lane (Jira to QALITA): its own schedule, failures and dead letters.
     inbound: bool = False
     view: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +84,8 @@ class Work:
     @classmethod
     def of(cls, link: IssueLink, owner: str, integration: Integration, *,
            inbound: bool = False) -> Work:
+        service_logging.bind(tenant=link.tenant, qalita_issue_id=link.qalita_issue_id,
+                             jira_key=link.jira_issue_key)
         return cls(link.id, owner, integration, link.tenant, link.qalita_issue_id,
                    link.jira_issue_id, link.jira_issue_key, link.jira_project_key,
                    link.jira_issue_type, link.desired, link.desired_version,
@@ -186,8 +192,10 @@ def finish(ctx: SyncContext, work: Work, *, state: str | None = None, reason: st
     no longer has the issue).
     """
     with ctx.database.unit_of_work() as session:
-        return _finish(session, work, _link(session, work), state=state, reason=reason,
+        dues = _finish(session, work, _link(session, work), state=state, reason=reason,
                        decision=decision, retry_now=retry_now)
+        _resolve_letters(session, [work])
+        return dues
 
 
 def finish_together(ctx: SyncContext, works: list[Work]) -> list[Due]:
@@ -202,8 +210,17 @@ def finish_together(ctx: SyncContext, works: list[Work]) -> list[Due]:
         # Every link's log rows in one statement (one each was a tenth of a flush).
         write(session, [row for work in works if work.link_id in links
                         for row in _taken_notes(work)])
-        return [due for work in works
+        dues = [due for work in works
                 for due in _finish(session, work, links.get(work.link_id))]
+        _resolve_letters(session, works)
+        return dues
+
+
+def _resolve_letters(session: Session, works: list[Work]) -> None:
+    """Close the dead letters of the lanes these flushes left in step, however they got
+    there (a new event, a replay, a sync asked for): one read for the whole batch."""
+    resolve(session, [(work.integration.id, work.link_id, work.in_step)
+                      for work in works if work.in_step])
 
 
 def _finish(session: Session, work: Work, link: IssueLink | None, *,
@@ -225,15 +242,20 @@ def _finish(session: Session, work: Work, link: IssueLink | None, *,
             link_id=work.link_id, level="warning")
     link.lease_owner, link.lease_expires_at = None, None  # the row is locked: still ours
     if work.inbound:
-        return _finish_inbound(work, link, state, reason, now)
+        return _finish_inbound(session, work, link, state, reason, now)
     if link.state not in FINAL_STATES:
         if state is not None:
             link.state, link.state_reason = state, reason
         elif link.state != PENDING or link.jira_issue_id is not None:
             link.state, link.state_reason = (LINKED if link.jira_issue_id else PENDING), None
         if state is None and not retry_now:
+            if work.desired_version > link.applied_version:  # a QALITA change is in Jira now
+                telemetry.synced(telemetry.OUTBOUND,
+                                 ((work.desired or {}).get("changed") or {}).values())
             link.applied_version = max(link.applied_version, work.desired_version)
             link.attempts, link.first_failure_at, link.next_attempt_at = 0, None, None
+            if link.state == LINKED:  # in step with Jira: its dead letter, if any, is done
+                work.in_step = OUTBOUND
     if link.state in FINAL_STATES:
         return []
     if retry_now:
@@ -246,11 +268,12 @@ def _finish(session: Session, work: Work, link: IssueLink | None, *,
     return []
 
 
-def _finish_inbound(work: Work, link: IssueLink, state: str | None, reason: str | None,
-                    now: datetime) -> list[Due]:
+def _finish_inbound(session: Session, work: Work, link: IssueLink, state: str | None,
+                    reason: str | None, now: datetime) -> list[Due]:
     link.inbound_state, link.inbound_reason = state, reason
     if state is None:
         link.inbound_attempts, link.inbound_first_failure_at = 0, None
+        work.in_step = INBOUND
     if work.again_at is not None:
         link.inbound_due_at = min(link.inbound_due_at or work.again_at, work.again_at)
     dues = []
@@ -299,14 +322,42 @@ LANES = {False: ("attempts", "first_failure_at", "next_attempt_at"),
          True: ("inbound_attempts", "inbound_first_failure_at", "inbound_due_at")}
 
 
-def fail(ctx: SyncContext, work: Work, error: RemoteError) -> list[Due]:
+def _stop(session: Session, work: Work) -> IssueLink | None:
+    """A flush that ends here without finishing: its lease released, what it wrote kept."""
+    link = _link(session, work)
+    leases.release(session, [work.link_id], work.owner)
+    if link is not None:
+        persist(session, work, link)
+    return link
+
+
+def _hold(ctx: SyncContext, work: Work, side: str, reason: str) -> list[Due]:
+    """Pause the integration's ``side`` and stop without counting an attempt: the lane stays
+    due, and its flush is sent again when the pause ends (``pauses.release``)."""
     work.done = True
     with ctx.database.unit_of_work() as session:
-        link = _link(session, work)
-        leases.release(session, [work.link_id], work.owner)
+        link = _stop(session, work)
         if link is None:
             return []
-        persist(session, work, link)
+        if work.inbound:
+            link.inbound_due_at = link.inbound_due_at or utcnow()
+        else:
+            link.due_at = link.due_at or utcnow()
+        pauses.pause(session, work.integration.id, side, reason)
+    return []
+
+
+def fail(ctx: SyncContext, work: Work, error: RemoteError) -> list[Due]:
+    """A dead letter for the link, unless the error refuses the integration's credentials:
+    then the integration pauses and the link is held instead (``pauses.refusal``)."""
+    side = pauses.refusal(ctx, work.integration, error, inbound=work.inbound)
+    if side is not None:
+        return _hold(ctx, work, side, error.reason)
+    work.done = True
+    with ctx.database.unit_of_work() as session:
+        link = _stop(session, work)
+        if link is None:
+            return []
         letter_for(session, work, error, "qalita_rejected" if work.inbound else "jira_rejected",
                    error.reason)
         _failed(work, link, error.reason)
@@ -318,18 +369,18 @@ def _failed(work: Work, link: IssueLink, reason: str) -> None:
     writes to QALITA stop, outbound goes on."""
     if work.inbound:
         link.inbound_state, link.inbound_reason = INBOUND_FAILED, reason
-    else:
+    elif link.state not in FINAL_STATES:  # severed meanwhile: that stands
         link.state, link.state_reason = FAILED, reason
 
 
 def letter_for(session: Session, work: Work, error: RemoteError, kind: str, reason: str) -> None:
     if work.inbound:
-        request = {"qalita_issue": work.qalita_issue_id, "jira_issue": work.jira_issue_key,
-                   "changes": work.request}
+        request = {"lane": INBOUND, "qalita_issue": work.qalita_issue_id,
+                   "jira_issue": work.jira_issue_key, "changes": work.request}
         payload: dict[str, Any] | None = {"jira_view": work.view}
     else:
-        request = {"jira_issue": work.jira_issue_key, "project": work.project_key,
-                   "desired_version": work.desired_version}
+        request = {"lane": OUTBOUND, "jira_issue": work.jira_issue_key,
+                   "project": work.project_key, "desired_version": work.desired_version}
         payload = work.desired
     dead_letter(session, kind, reason, integration_id=work.integration.id,
                 link_id=work.link_id, payload=payload, request=request, error=error)
