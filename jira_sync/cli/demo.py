@@ -376,7 +376,13 @@ def _people_in_jira(database: Any, tenant: str, jira_url: str, qalita_url: str,
     deadline = time.monotonic() + scenario.SYNC_TIMEOUT_SECONDS
     if not scenario.wait_in_qalita(qalita_url, expected, deadline, interrupted):
         return
-    time.sleep(2 * scenario.POLL_SECONDS)  # QALITA's events for those writes come back
+    # QALITA's events for those writes come back through the broker: wait for them a while.
+    deadline = time.monotonic() + scenario.ECHO_WAIT_SECONDS
+    seen = scenario.echoes(database, since)
+    while not seen and time.monotonic() < deadline and not interrupted():
+        time.sleep(scenario.POLL_SECONDS)
+        seen = scenario.echoes(database, since)
+    time.sleep(scenario.POLL_SECONDS)  # the rest of that batch
     seen = scenario.echoes(database, since)
     if seen:
         click.echo(f"  QALITA's events for those writes came back: {len(seen)} recognised as "

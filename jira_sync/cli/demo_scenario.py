@@ -35,6 +35,8 @@ from jira_sync.sync.state import (
 
 SYNC_TIMEOUT_SECONDS = 90
 POLL_SECONDS = 0.5
+# How long the echoes of jira-sync's writes to QALITA may take to come back as events.
+ECHO_WAIT_SECONDS = 10.0
 HTTP_TIMEOUT_SECONDS = 10
 SUMMARY_WIDTH = 50
 UNKNOWN_OWNER = "dana@partner.example.com"  # not a Jira user: the issue stays unassigned
