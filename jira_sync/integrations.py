@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from config.settings import JiraBootstrap
@@ -19,9 +19,40 @@ class TenantLabelCollision(ValueError):
 
 
 def serving(session: Session, tenant: str) -> Integration | None:
-    """The enabled integration that serves ``tenant``, if any (one per tenant)."""
+    """The integration that serves ``tenant``, if any (one per tenant), enabled or not: a
+    disabled one still takes its tenant's events into its links, whose flushes it holds
+    (``sync.pauses``), so enabling it needs only those flushes. A deleted one serves none."""
     return session.scalar(select(Integration).where(
-        Integration.tenant == tenant, Integration.enabled.is_(True)))
+        Integration.tenant == tenant, Integration.deleted_at.is_(None)))
+
+
+# The integration fields each optional bootstrap variable sets (CONTRACT §2), by field.
+OPTIONAL_ENV_FIELDS = ("email", "cloud_id", "oauth_client_id", "project_key", "issue_type",
+                       "qalita_api_url")
+# JIRA_OAUTH_REFRESH_TOKEN only seeds (CONTRACT §2): refresh tokens rotate, the stored one wins.
+SEEDED_SECRETS = frozenset({"oauth_refresh_token"})
+
+
+def env_fields(bootstrap: JiraBootstrap) -> list[str]:
+    """The fields the environment sets, which the admin API may then not change."""
+    owned = {"tenant", "base_url", "deployment", "auth_method"}
+    owned.update(name for name in OPTIONAL_ENV_FIELDS if getattr(bootstrap, name) is not None)
+    owned.update(name for name in bootstrap.secrets if name not in SEEDED_SECRETS)
+    if bootstrap.ip_allowlist is not None:
+        owned.add("ip_allowlist")
+    return sorted(owned)
+
+
+def apply_environment(session: Session, bootstrap: JiraBootstrap | None,
+                      box: SecretBox) -> Integration | None:
+    """What every service process does at start: upsert the integration the environment
+    describes, and hand every other one back to the admin API (the environment no longer
+    describes it, so its fields become editable and it may be deleted)."""
+    others = update(Integration).where(Integration.env_fields.is_not(None))
+    if bootstrap is not None:
+        others = others.where(Integration.tenant != bootstrap.tenant)
+    session.execute(others.values(env_fields=None))
+    return None if bootstrap is None else upsert_from_env(session, bootstrap, box)
 
 
 def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) -> Integration:
@@ -29,7 +60,8 @@ def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) 
 
     Safe when web, worker and beat run it at the same moment: the insert collapses on the
     tenant's unique key, then the row is locked and the environment's values written over it.
-    Settings the environment does not carry (made through the admin API) are kept.
+    Settings the environment does not carry (made through the admin API, or set by a variable
+    since removed) are kept.
     """
     label = tenant_label(bootstrap.tenant)
     clash = session.scalar(select(Integration.tenant).where(
@@ -39,22 +71,17 @@ def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) 
             f"JIRA_SYNC_TENANT: {bootstrap.tenant!r} has the label form {label!r}, "
             f"already used by tenant {clash!r}")
     fields = {
-        "name": f"Jira {urlsplit(bootstrap.base_url).hostname}",
-        "source": "env",
         "deployment": bootstrap.deployment,
         "base_url": bootstrap.base_url,
         "auth_method": bootstrap.auth,
-        "email": bootstrap.email,
-        "cloud_id": bootstrap.cloud_id,
-        "oauth_client_id": bootstrap.oauth_client_id,
-        "project_key": bootstrap.project_key,
-        "issue_type": bootstrap.issue_type,
-        "qalita_api_url": bootstrap.qalita_api_url,
+        **{name: getattr(bootstrap, name) for name in OPTIONAL_ENV_FIELDS
+           if getattr(bootstrap, name) is not None},
     }
     # No conflict target: a concurrent insert of the same tenant can also meet the label's
     # unique index first, which with ``(tenant)`` as the only target raised an error.
     session.execute(insert(session, Integration).values(
         tenant=bootstrap.tenant, tenant_label=label, enabled=True, options={},
+        name=f"Jira {urlsplit(bootstrap.base_url).hostname}", source="env",
         secrets_sealed=box.seal(bootstrap.secrets), **fields,
     ).on_conflict_do_nothing())
     integration = session.scalars(select(Integration).where(
@@ -66,12 +93,15 @@ def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) 
             "already used by another tenant")
     for key, value in fields.items():
         setattr(integration, key, value)
+    integration.source, integration.deleted_at = "env", None
+    integration.env_fields = env_fields(bootstrap)
     if bootstrap.ip_allowlist is not None:
         integration.ip_allowlist = list(bootstrap.ip_allowlist)
     try:
         secrets = box.open(integration.secrets_sealed)
     except SecretsUnreadable:
         secrets = {}  # Sealed with a retired key: only what the environment gives survives.
-    secrets.update(bootstrap.secrets)
+    secrets.update({name: value for name, value in bootstrap.secrets.items()
+                    if name not in SEEDED_SECRETS or name not in secrets})
     integration.secrets_sealed = box.seal(secrets)
     return integration

@@ -153,6 +153,8 @@ def service_env(postgres_url: str, broker_url: str, secret_key: str,
         "JIRA_SYNC_SECRET_KEY": secret_key,
         "JIRA_SYNC_WORKER_CONCURRENCY": "2",
         "JIRA_SYNC_WEB_WORKERS": "1",
+        # Off unless a test serves them on a port of its own (two workers would share 9808).
+        "JIRA_SYNC_WORKER_METRICS_PORT": "0",
         "PYTHONUNBUFFERED": "1",
     })
     return env

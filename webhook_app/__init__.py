@@ -6,7 +6,7 @@ from flask import Flask, abort, request
 
 from config.settings import Settings
 from jira_sync.store.db import Database
-from webhook_app import errors, health, jira_webhooks, metrics, qalita_events
+from webhook_app import admin, errors, health, jira_webhooks, metrics, qalita_events
 
 
 def create_app(settings: Settings, database: Database | None = None) -> Flask:
@@ -28,4 +28,5 @@ def create_app(settings: Settings, database: Database | None = None) -> Flask:
     app.register_blueprint(qalita_events.blueprint)
     app.register_blueprint(jira_webhooks.blueprint)
     metrics.register(app)
+    admin.register(app)
     return app

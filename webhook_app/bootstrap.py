@@ -12,7 +12,7 @@ import time
 
 from config.settings import Settings
 from jira_sync.crypto import SecretBox
-from jira_sync.integrations import TenantLabelCollision, upsert_from_env
+from jira_sync.integrations import TenantLabelCollision, apply_environment
 from jira_sync.readiness import database_problem
 from jira_sync.store.db import Database
 
@@ -21,13 +21,13 @@ RETRY_SECONDS = 2.0
 
 
 def start(settings: Settings, database: Database) -> None:
-    if settings.jira is not None:
-        threading.Thread(target=_run, args=(settings, database), name="bootstrap",
-                         daemon=True).start()
+    # Also without JIRA_BASE_URL: an integration the environment described before is then
+    # handed back to the admin API.
+    threading.Thread(target=_run, args=(settings, database), name="bootstrap",
+                     daemon=True).start()
 
 
 def _run(settings: Settings, database: Database) -> None:
-    assert settings.jira is not None
     box = SecretBox(settings.require_secret_keys())
     waiting_logged = False
     while True:
@@ -35,7 +35,7 @@ def _run(settings: Settings, database: Database) -> None:
         if problem is None:
             try:
                 with database.unit_of_work() as session:
-                    upsert_from_env(session, settings.jira, box)
+                    apply_environment(session, settings.jira, box)
             except TenantLabelCollision as exc:
                 # A configuration error: retrying cannot fix it (worker and beat refuse to start).
                 logger.error("bootstrap: %s", exc)
@@ -43,8 +43,9 @@ def _run(settings: Settings, database: Database) -> None:
             except Exception as exc:  # Logged and retried: the web keeps serving regardless.
                 problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             else:
-                logger.info("bootstrap: integration of tenant %r is up to date",
-                            settings.jira.tenant)
+                if settings.jira is not None:
+                    logger.info("bootstrap: integration of tenant %r is up to date",
+                                settings.jira.tenant)
                 return
         if not waiting_logged:
             logger.warning("bootstrap: waiting for the database (%s); retrying every %.0fs",

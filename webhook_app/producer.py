@@ -7,11 +7,16 @@ what is stored is found by the sweep anyway. So a publish is retried only briefl
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
-from jira_sync.broker import transport_options
+from jira_sync.broker import send_flushes, transport_options
+from jira_sync.sync.state import Due
 from webhook_app import context
+
+logger = logging.getLogger("webhook_app.producer")
 
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2,
                         "interval_max": 0.3}
@@ -32,3 +37,23 @@ def producer() -> Any:
     settings = context.settings()
     return _producer_for(settings.broker_url,
                          json.dumps(transport_options(settings.broker_url), sort_keys=True))
+
+
+def schedule(dues: Iterable[Due]) -> None:
+    """Send the flushes an admin action or an event made due, after its commit. A broker that
+    is down fails nothing: the links are stored due, and the sweep hands them to the
+    workers."""
+    dues = list(dues)
+    if dues:
+        hand_over(lambda app: send_flushes(app, dues), f"{len(dues)} flush(es)")
+
+
+def hand_over(send: Callable[[Any], None], what: str) -> bool:
+    """Publish with ``send`` once the work is stored; False, logged, when the broker did not
+    take it (the caller decides whether stored work is enough)."""
+    try:
+        send(producer())
+    except Exception as exc:  # kombu's connection errors have no common base class
+        logger.warning("could not publish %s: %s", what, type(exc).__name__)
+        return False
+    return True

@@ -17,11 +17,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from jira_sync import intake
-from jira_sync.broker import send_flushes
 from jira_sync.events.qalita_event import MAX_EVENT_BYTES, InvalidEvent, parse_event
-from jira_sync.sync.context import SyncContext
 from webhook_app import context
-from webhook_app.producer import producer
+from webhook_app.producer import schedule
 
 logger = logging.getLogger("webhook_app.qalita_events")
 blueprint = Blueprint("qalita_events", __name__)
@@ -51,20 +49,14 @@ def receive() -> ResponseReturnValue:
         event = parse_event(payload)
     except InvalidEvent as exc:
         return jsonify(error="Bad Request", reason=exc.reason, errors=exc.errors), 400
-    sync = _sync_context()
-    if sync is None:
-        abort(503, "JIRA_SYNC_SECRET_KEY is not set")
+    sync = context.sync_context()
     try:
         with context.database().unit_of_work() as session:
             dues = intake.accept(session, sync, [(event, payload)])
     except SQLAlchemyError as exc:
         logger.warning("cannot store QALITA event %s: %s", event.event_id, type(exc).__name__)
         abort(503, "the event could not be stored; send it again")
-    try:
-        send_flushes(producer(), dues)
-    except Exception as exc:  # Stored is what counts: the sweep schedules it instead.
-        logger.warning("stored QALITA event %s but could not schedule its flush (%s); "
-                       "the sweep will", event.event_id, type(exc).__name__)
+    schedule(dues)
     return jsonify(status="accepted", event_id=event.event_id), 202
 
 
@@ -75,12 +67,3 @@ def _signature_matches(secret: str, body: bytes, header: str) -> bool:
     return scheme.lower() == "sha256" and hmac.compare_digest(
         given.strip().lower().encode("utf-8", "replace"), expected.encode())
 
-
-def _sync_context() -> SyncContext | None:
-    settings = context.settings()
-    if not settings.secret_keys:
-        return None
-    extensions = context.extensions()
-    if "sync" not in extensions:
-        extensions["sync"] = SyncContext.from_settings(settings, context.database())
-    return extensions["sync"]

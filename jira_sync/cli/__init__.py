@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import click
 
-from jira_sync.cli import db, demo, integration, processes, reconcile, simulate, webhook
+from jira_sync.cli import db, demo, integration, processes, reconcile, secrets, simulate, webhook
+from jira_sync.cli.dead_letters import dead_letters
+from jira_sync.cli.links import links
+from jira_sync.cli.logs import logs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,3 +28,7 @@ main.add_command(simulate.simulate)
 main.add_command(integration.integration)
 main.add_command(webhook.webhook)
 main.add_command(reconcile.reconcile)
+main.add_command(secrets.secrets)
+main.add_command(dead_letters)
+main.add_command(logs)
+main.add_command(links)

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import heapq
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 from sqlalchemy import select
 
-from jira_sync.cli.common import fail, no_integration, tenant_database
+from jira_sync.cli.common import fail, iso_time, no_integration, tenant_database
 
 # Flushes the sweep made due are run here up to this far ahead; later ones (parked after a
 # failure) are the workers' and the sweep's.
 RUN_AHEAD_SECONDS = 30.0
-
-
-def _since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected an ISO 8601 time such as 2026-12-01T08:00:00Z, "
-                                 f"got {value!r}") from None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @click.command()
@@ -40,7 +28,7 @@ def reconcile(tenant: str | None, since: str | None) -> None:
     from jira_sync.sync import reconcile as sweep
     from jira_sync.sync.context import SyncContext
 
-    moment = _since(since)
+    moment = iso_time(since)
     with tenant_database(tenant) as (settings, database, tenant):
         with database.unit_of_work() as session:
             integration_id = session.scalar(select(Integration.id).where(

@@ -228,7 +228,8 @@ class DeadLetter(Base):
                                     primary_key=True)
     integration_id: Mapped[int | None] = mapped_column(
         ForeignKey("integrations.id", ondelete="CASCADE"))
-    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inbox.id", ondelete="SET NULL"))
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inbox.id", ondelete="SET NULL"),
+                                                 index=True)
     link_id: Mapped[int | None] = mapped_column(ForeignKey("issue_links.id", ondelete="SET NULL"),
                                                 index=True)
     kind: Mapped[str] = mapped_column(String(32))

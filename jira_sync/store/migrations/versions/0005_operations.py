@@ -46,6 +46,7 @@ def upgrade() -> None:
     with op.batch_alter_table("dead_letters") as batch:
         batch.add_column(sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True))
         batch.create_index("ix_dead_letters_link_id", ["link_id"])
+        batch.create_index("ix_dead_letters_inbox_id", ["inbox_id"])
     op.create_table(
         "jobs",
         sa.Column("id", ID, nullable=False),
@@ -66,6 +67,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("jobs")
     with op.batch_alter_table("dead_letters") as batch:
+        batch.drop_index("ix_dead_letters_inbox_id")
         batch.drop_index("ix_dead_letters_link_id")
         batch.drop_column("resolved_at")
     op.drop_index("uq_issue_links_live_jira_issue", table_name="issue_links")
