@@ -35,7 +35,7 @@ SECRET_VARIABLES = {
 }
 # Schemes people copy from their provider; both mean Postgres through psycopg2 here.
 BARE_POSTGRES_SCHEMES = ("postgresql", "postgres")
-TENANT_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$", re.IGNORECASE)
+TENANT_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})\Z", re.IGNORECASE)
 
 
 class SettingsError(ValueError):

@@ -12,6 +12,7 @@ from jira_sync.crypto import SecretBox, SecretsUnreadable
 from jira_sync.mapping import tenant_label
 from jira_sync.store.models import Integration
 from jira_sync.store.upsert import insert
+from jira_sync.sync import pauses
 
 
 class TenantLabelCollision(ValueError):
@@ -31,6 +32,11 @@ OPTIONAL_ENV_FIELDS = ("email", "cloud_id", "oauth_client_id", "project_key", "i
                        "qalita_api_url")
 # JIRA_OAUTH_REFRESH_TOKEN only seeds (CONTRACT §2): refresh tokens rotate, the stored one wins.
 SEEDED_SECRETS = frozenset({"oauth_refresh_token"})
+
+
+def default_name(base_url: str) -> str:
+    """``Jira <host>``, within the column's 200 characters (a host name may have 253)."""
+    return f"Jira {urlsplit(base_url).hostname}"[:200]
 
 
 def env_fields(bootstrap: JiraBootstrap) -> list[str]:
@@ -81,7 +87,7 @@ def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) 
     # unique index first, which with ``(tenant)`` as the only target raised an error.
     session.execute(insert(session, Integration).values(
         tenant=bootstrap.tenant, tenant_label=label, enabled=True, options={},
-        name=f"Jira {urlsplit(bootstrap.base_url).hostname}", source="env",
+        name=default_name(bootstrap.base_url), source="env",
         secrets_sealed=box.seal(bootstrap.secrets), **fields,
     ).on_conflict_do_nothing())
     integration = session.scalars(select(Integration).where(
@@ -91,6 +97,7 @@ def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) 
         raise TenantLabelCollision(
             f"JIRA_SYNC_TENANT: {bootstrap.tenant!r} has the label form {label!r}, "
             "already used by another tenant")
+    before = {key: getattr(integration, key) for key in fields}
     for key, value in fields.items():
         setattr(integration, key, value)
     integration.source, integration.deleted_at = "env", None
@@ -101,7 +108,14 @@ def upsert_from_env(session: Session, bootstrap: JiraBootstrap, box: SecretBox) 
         secrets = box.open(integration.secrets_sealed)
     except SecretsUnreadable:
         secrets = {}  # Sealed with a retired key: only what the environment gives survives.
+    stored = dict(secrets)
     secrets.update({name: value for name, value in bootstrap.secrets.items()
                     if name not in SEEDED_SECRETS or name not in secrets})
     integration.secrets_sealed = box.seal(secrets)
+    if before != fields or stored != secrets:
+        # The environment is where this integration's settings change: the fix for a
+        # refused token lifts its pause here, as a PUT does for the admin API's (the held
+        # flushes go with the next sweep).
+        pauses.resume(session, integration, (pauses.JIRA, pauses.QALITA),
+                      "the environment's settings changed")
     return integration

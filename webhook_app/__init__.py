@@ -17,6 +17,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Flask:
         "database": database or Database(settings.database_url),
     }
     errors.register(app)
+    admin.register(app)
 
     @app.before_request
     def refuse_oversized_bodies() -> None:
@@ -28,5 +29,4 @@ def create_app(settings: Settings, database: Database | None = None) -> Flask:
     app.register_blueprint(qalita_events.blueprint)
     app.register_blueprint(jira_webhooks.blueprint)
     metrics.register(app)
-    admin.register(app)
     return app

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from jira_sync.admin.errors import Conflict, Invalid, NotFound
 from jira_sync.admin.paging import Page, page
 from jira_sync.admin.schemas import OPTIONAL_FIELDS, SECRET_FIELDS
 from jira_sync.crypto import SecretBox, SecretsUnreadable
+from jira_sync.integrations import default_name
 from jira_sync.mapping import tenant_label
 from jira_sync.store.models import Integration
 from jira_sync.store.types import utcnow
@@ -45,12 +45,16 @@ def get(session: Session, integration_id: int, *, lock: bool = False) -> Integra
     return integration
 
 
-def by_tenant(session: Session, tenant: str, *, deleted: bool = False) -> Integration:
+def by_tenant(session: Session, tenant: str, *, deleted: bool = False,
+              lock: bool = False) -> Integration:
     """The tenant's integration (the CLI and the issue paths address them by tenant);
-    ``deleted`` includes a soft-deleted one, whose links stay readable."""
+    ``deleted`` includes a soft-deleted one, whose links stay readable; ``lock`` holds its
+    row for a change (its secrets are read and sealed again whole)."""
     query = select(Integration).where(Integration.tenant == tenant)
     if not deleted:
         query = query.where(Integration.deleted_at.is_(None))
+    if lock:
+        query = query.with_for_update()
     integration = session.scalar(query)
     if integration is None:
         raise NotFound(f"no integration for tenant {tenant!r}")
@@ -114,7 +118,7 @@ def create(session: Session, data: Mapping[str, Any], box: SecretBox, *,
     integration = revived or Integration(tenant=tenant, tenant_label=label, options={},
                                          source="api")
     # A revived integration starts from what is posted; only its links and history remain.
-    defaults = {"name": f"Jira {urlsplit(data['base_url']).hostname}", "enabled": True,
+    defaults = {"name": default_name(data["base_url"]), "enabled": True,
                 "deployment": "cloud",
                 "auth_method": "pat" if data.get("pat") and not data.get("email") else "basic",
                 **{name: None for name in (*OPTIONAL_FIELDS, "mapping", "ip_allowlist")}}
@@ -129,7 +133,9 @@ def create(session: Session, data: Mapping[str, Any], box: SecretBox, *,
     log(session, integration.id, "admin", "revived" if revived else "created",
         f"integration of tenant {tenant!r} {'revived' if revived else 'created'}",
         fields=sorted(data))
-    dues = holds.set_enabled(session, integration, enabled) if revived else []
+    # Revived with new settings: a pause of the old ones no longer stands.
+    dues = [*holds.settings_changed(session, integration),
+            *holds.set_enabled(session, integration, enabled)] if revived else []
     return integration, deliveries.token_url(
         public_url, deliveries.new_token(session, integration)), dues
 

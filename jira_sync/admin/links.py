@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from jira_sync.admin.errors import Conflict, NotFound, Unavailable
 from jira_sync.admin.integrations import by_tenant
 from jira_sync.admin.paging import Page, page
-from jira_sync.events.qalita_event import InvalidEvent, QalitaEvent, parse_issue
+from jira_sync.events.qalita_event import InvalidEvent, IssueSnapshot, QalitaEvent, parse_issue
 from jira_sync.remote import RemoteError
 from jira_sync.store.db import Database
 from jira_sync.store.models import Integration, IssueLink, LogEntry
@@ -92,19 +92,50 @@ def show(session: Session, tenant: str, qalita_issue_id: int) -> dict[str, Any]:
     return _view(session, link, integration)
 
 
-def create_external(session: Session, ctx: SyncContext, tenant: str,
-                    qalita_issue_id: int) -> LinkOutcome:
+def create_external(ctx: SyncContext, tenant: str, qalita_issue_id: int) -> LinkOutcome:
     """Create External Issue: link the QALITA issue to a new Jira issue, through the normal
     crash-safe create, due now rather than after the debounce window.
 
     The issue is read from QALITA (``NotFound`` when QALITA has no such issue,
-    ``Unavailable`` when it cannot be reached or refuses) and folded into the link as its
-    event would be. A live link that has its Jira issue, or is closed, is returned as it is
-    (``created`` false: never a second issue); a pending one is made due now, a blocked or
-    failed one is tried again. An issue whose links were all severed gets a new link and a
-    new Jira issue. A disabled or deleted integration, or a link still being severed, is a
-    ``Conflict``. ``wait_for_link`` then tells when the worker is done.
+    ``Unavailable`` when it cannot be reached or refuses), between two short transactions
+    so that no connection waits on QALITA, and folded into the link as its event would be.
+    A live link that has its Jira issue, or is closed, is returned as it is (``created``
+    false: never a second issue); a pending one is made due now, a blocked or failed one is
+    tried again. An issue whose links were all severed gets a new link and a new Jira issue.
+    A disabled or deleted integration, or a link still being severed, is a ``Conflict``.
+    ``wait_for_link`` then tells when the worker is done.
     """
+    with ctx.database.unit_of_work() as session:
+        integration, link = _creatable(session, tenant, qalita_issue_id)
+        if link is not None and link.state not in RETRIED_STATES:
+            return LinkOutcome(link.id, _view(session, link, integration))
+        session.expunge(integration)
+    issue = _read_issue(ctx, integration, qalita_issue_id)
+    with ctx.database.unit_of_work() as session:
+        integration, link = _creatable(session, tenant, qalita_issue_id)
+        if link is not None and link.state not in RETRIED_STATES:
+            return LinkOutcome(link.id, _view(session, link, integration))
+        event = QalitaEvent(event_id=f"admin:{uuid.uuid4()}",
+                            event_type="issue.updated" if link else "issue.created",
+                            occurred_at=utcnow(), tenant=integration.tenant,
+                            origin="jira-sync", issue=issue, comment=None)
+        apply_events(session, integration, ctx.mappings(integration), [event],
+                     ctx.debounce_seconds, relink=True)
+        made = link is None
+        link = _live(session, integration, qalita_issue_id, lock=True)
+        assert link is not None  # apply_events made it
+        if link.state in (BLOCKED, FAILED):
+            try_again(link)
+        dues = _due_now(link)
+        log(session, integration.id, "admin", "create",
+            f"Create External Issue for QALITA issue {qalita_issue_id}: "
+            + ("a new link" if made else f"the {link.state} link"), link_id=link.id)
+        return LinkOutcome(link.id, _view(session, link, integration), dues, made)
+
+
+def _creatable(session: Session, tenant: str,
+               qalita_issue_id: int) -> tuple[Integration, IssueLink | None]:
+    """The integration and the issue's live link, unless a create cannot be asked now."""
     integration = by_tenant(session, tenant, deleted=True)
     if integration.deleted_at is not None:
         raise Conflict(f"the integration of tenant {tenant!r} is deleted; create it again "
@@ -116,21 +147,7 @@ def create_external(session: Session, ctx: SyncContext, tenant: str,
     if link is not None and link.state == SEVERING:
         raise Conflict(f"the link of QALITA issue {qalita_issue_id} is being severed; try "
                        "again once it is severed")
-    if link is not None and link.state not in RETRIED_STATES:
-        return LinkOutcome(link.id, _view(session, link, integration))
-    event = _event(ctx, integration, qalita_issue_id, first=link is None)
-    apply_events(session, integration, ctx.mappings(integration), [event],
-                 ctx.debounce_seconds, relink=True)
-    made = link is None
-    link = _live(session, integration, qalita_issue_id, lock=True)
-    assert link is not None  # apply_events made it
-    if link.state in (BLOCKED, FAILED):
-        try_again(link)
-    dues = _due_now(link)
-    log(session, integration.id, "admin", "create",
-        f"Create External Issue for QALITA issue {qalita_issue_id}: "
-        + ("a new link" if made else f"the {link.state} link"), link_id=link.id)
-    return LinkOutcome(link.id, _view(session, link, integration), dues, made)
+    return integration, link
 
 
 def wait_for_link(database: Database, link_id: int, timeout: float) -> dict[str, Any]:
@@ -204,7 +221,7 @@ def sever_link(session: Session, link: IssueLink, *, take_marker_off: bool = Tru
     ``take_marker_off=False`` severs at once and leaves the marker label in Jira: for an
     integration being deleted, which calls Jira no more (adoption skips severed links'
     issues, so the label left behind is never mistaken for a live link)."""
-    if link.state in (SEVERING, SEVERED):
+    if link.state == SEVERED or (link.state == SEVERING and take_marker_off):
         return []
     now = utcnow()
     nothing_in_jira = not take_marker_off or link.state == TOMBSTONED or (
@@ -302,13 +319,13 @@ def _due_now(link: IssueLink) -> list[Due]:
     return [Due(link.id, at)]
 
 
-def _event(ctx: SyncContext, integration: Integration, qalita_issue_id: int, *,
-           first: bool) -> QalitaEvent:
-    """The QALITA issue as it is now, as the event that would have told of it."""
+def _read_issue(ctx: SyncContext, integration: Integration,
+                qalita_issue_id: int) -> IssueSnapshot:
+    """The QALITA issue as it is now, as its event would carry it."""
     client = ctx.qalita(integration)
     if client is None:
-        raise Unavailable(f"the integration of tenant {integration.tenant!r} has no QALITA "
-                          "API configured: set qalita_api_url and qalita_api_token")
+        raise Conflict(f"the integration of tenant {integration.tenant!r} has no QALITA API "
+                       "configured: set qalita_api_url and qalita_api_token")
     try:
         issue = client.get_issue(qalita_issue_id)
     except RemoteError as exc:
@@ -323,7 +340,4 @@ def _event(ctx: SyncContext, integration: Integration, qalita_issue_id: int, *,
     if snapshot.id != qalita_issue_id:
         raise Unavailable(f"QALITA answered issue {snapshot.id} when asked for "
                           f"{qalita_issue_id}")
-    return QalitaEvent(event_id=f"admin:{uuid.uuid4()}",
-                       event_type="issue.created" if first else "issue.updated",
-                       occurred_at=utcnow(), tenant=integration.tenant, origin="jira-sync",
-                       issue=snapshot, comment=None)
+    return snapshot

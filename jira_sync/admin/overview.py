@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
+from jira_sync.admin import dead_letters
 from jira_sync.admin.integrations import paused
 from jira_sync.deliveries import HELD, RECEIVED
-from jira_sync.store.models import DeadLetter, InboxEvent, Integration, IssueLink, LogEntry
+from jira_sync.store.models import InboxEvent, Integration, IssueLink, LogEntry
 from jira_sync.store.types import utcnow
-from jira_sync.sync.journal import UNCLOSED
 
 # The log rows that stand for a write to Jira (outbound), by action and decision.
 JIRA_WRITES = (("create", "created"), ("edit", "applied"), ("transition", "applied"),
@@ -25,8 +25,7 @@ def overview(session: Session, integration: Integration) -> dict[str, Any]:
     links = dict(session.execute(
         select(IssueLink.state, func.count()).where(IssueLink.integration_id == integration.id)
         .group_by(IssueLink.state)).all())
-    dead = session.scalar(select(func.count()).select_from(DeadLetter).where(
-        DeadLetter.integration_id == integration.id, *UNCLOSED)) or 0
+    dead = dead_letters.count(session, integration_id=integration.id, state=dead_letters.OPEN)
     backlog = session.scalar(select(func.count()).select_from(InboxEvent).where(
         InboxEvent.integration_id == integration.id,
         InboxEvent.state.in_((RECEIVED, HELD)))) or 0

@@ -8,6 +8,7 @@ and the other way round.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 from typing import Any
 
@@ -34,7 +35,33 @@ LINK_STATES = ("pending", "linked", "blocked", "failed", "closed", "tombstoned",
 LEVELS = ("debug", "info", "warning", "error")
 
 
-class HttpUrl(fields.String):
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = "must not contain NUL or half of a UTF-16 surrogate pair"
+
+
+class Text(fields.String):
+    """A string the database can store: Postgres refuses NUL, and UTF-8 cannot encode half
+    of a surrogate pair (which JSON can carry), so both are a 400 here rather than a 500."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _UNSTORABLE.search(text):
+            raise ValidationError(UNSTORABLE)
+        return text
+
+
+def _storable(value: Any) -> bool:
+    """Whether every string in a JSON value (keys included) can be stored."""
+    if isinstance(value, str):
+        return not _UNSTORABLE.search(value)
+    if isinstance(value, dict):
+        return all(_storable(key) and _storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True
+
+
+class HttpUrl(Text):
     """An http(s) URL as users paste it, checked like the ``*_URL`` variables."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
@@ -47,7 +74,7 @@ class HttpUrl(fields.String):
 
 
 def _text(maximum: int, **kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(min=1, max=maximum), **kwargs)
+    return Text(validate=validate.Length(min=1, max=maximum), **kwargs)
 
 
 class IntegrationWrite(Schema):
@@ -56,24 +83,24 @@ class IntegrationWrite(Schema):
     class Meta:
         unknown = RAISE
 
-    tenant = fields.String(validate=validate.Regexp(
+    tenant = Text(validate=validate.Regexp(
         TENANT_RE, error="a slug of at most 64 letters, digits, '-' and '_'"))
     name = _text(200)
     enabled = fields.Boolean(truthy={True}, falsy={False})
     base_url = HttpUrl(validate=validate.Length(max=2048))
-    deployment = fields.String(validate=validate.OneOf(DEPLOYMENTS))
-    auth_method = fields.String(validate=validate.OneOf(AUTH_METHODS))
+    deployment = Text(validate=validate.OneOf(DEPLOYMENTS))
+    auth_method = Text(validate=validate.OneOf(AUTH_METHODS))
     email = _text(320, allow_none=True)
     cloud_id = _text(64, allow_none=True)
     oauth_client_id = _text(200, allow_none=True)
-    project_key = fields.String(allow_none=True, validate=validate.Regexp(
+    project_key = Text(allow_none=True, validate=validate.Regexp(
         r"^[A-Za-z][A-Za-z0-9_]{0,63}$", error="a Jira project key, such as DATA"))
     issue_type = _text(64, allow_none=True)
     qalita_api_url = HttpUrl(allow_none=True, validate=validate.Length(max=2048))
-    mapping = fields.Dict(keys=fields.String(), allow_none=True,
+    mapping = fields.Dict(keys=Text(), allow_none=True,
                           metadata={"description": "overrides of the mapping file, as JSON "
                                     "(docs/mapping.md)"})
-    ip_allowlist = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+    ip_allowlist = fields.List(Text(validate=validate.Length(min=1, max=64)),
                                allow_none=True, validate=validate.Length(max=256),
                                metadata={"description": "CIDRs that may deliver webhooks; "
                                          "null lets any address deliver"})
@@ -88,6 +115,8 @@ class IntegrationWrite(Schema):
     def _mapping(self, value: dict[str, Any] | None, **_: Any) -> None:
         if value is None:
             return
+        if not _storable(value):
+            raise ValidationError(UNSTORABLE)
         try:
             load_mapping(None, value)
         except MappingError as exc:
@@ -104,7 +133,7 @@ class IntegrationWrite(Schema):
 
 
 class IntegrationCreate(IntegrationWrite):
-    tenant = fields.String(required=True, validate=validate.Regexp(
+    tenant = Text(required=True, validate=validate.Regexp(
         TENANT_RE, error="a slug of at most 64 letters, digits, '-' and '_'"))
     base_url = HttpUrl(required=True, validate=validate.Length(max=2048))
 
@@ -113,20 +142,20 @@ class IntegrationView(Schema):
     """An integration as the API shows it: secrets only as ``<name>_set``."""
 
     id = fields.Integer()
-    tenant = fields.String()
-    name = fields.String()
+    tenant = Text()
+    name = Text()
     enabled = fields.Boolean()
-    deployment = fields.String()
-    base_url = fields.String()
-    auth_method = fields.String()
-    email = fields.String(allow_none=True)
-    cloud_id = fields.String(allow_none=True)
-    oauth_client_id = fields.String(allow_none=True)
-    project_key = fields.String(allow_none=True)
-    issue_type = fields.String(allow_none=True)
-    qalita_api_url = fields.String(allow_none=True)
+    deployment = Text()
+    base_url = Text()
+    auth_method = Text()
+    email = Text(allow_none=True)
+    cloud_id = Text(allow_none=True)
+    oauth_client_id = Text(allow_none=True)
+    project_key = Text(allow_none=True)
+    issue_type = Text(allow_none=True)
+    qalita_api_url = Text(allow_none=True)
     mapping = fields.Dict(allow_none=True)
-    ip_allowlist = fields.List(fields.String(), allow_none=True)
+    ip_allowlist = fields.List(Text(), allow_none=True)
     api_token_set = fields.Boolean()
     pat_set = fields.Boolean()
     oauth_client_secret_set = fields.Boolean()
@@ -134,21 +163,21 @@ class IntegrationView(Schema):
     webhook_secret_set = fields.Boolean()
     qalita_api_token_set = fields.Boolean()
     webhook_url_set = fields.Boolean(metadata={"description": "a token webhook URL exists"})
-    env_fields = fields.List(fields.String(), metadata={
+    env_fields = fields.List(Text(), metadata={
         "description": "fields the environment sets: a PUT of one is refused (409)"})
-    source = fields.String()
-    paused = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+    source = Text()
+    paused = fields.Dict(keys=Text(), values=Text(), metadata={
         "description": "why a direction is paused: jira (both directions), qalita (inbound)"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
 
 class IntegrationCreated(IntegrationView):
-    webhook_url = fields.String(metadata={"description": "the token URL, shown this once"})
+    webhook_url = Text(metadata={"description": "the token URL, shown this once"})
 
 
 class WebhookToken(Schema):
-    webhook_url = fields.String(metadata={"description": "the new token URL, shown this once; "
+    webhook_url = Text(metadata={"description": "the new token URL, shown this once; "
                                           "the previous one stops working"})
 
 
@@ -157,7 +186,7 @@ class PageQuery(Schema):
         unknown = RAISE
 
     limit = fields.Integer(validate=validate.Range(min=1, max=500))
-    cursor = fields.String(validate=validate.Length(max=200))
+    cursor = Text(validate=validate.Length(max=200))
 
 
 class DeleteQuery(Schema):
@@ -170,25 +199,25 @@ class DeleteQuery(Schema):
 def page_of(item: type[Schema]) -> type[Schema]:
     """The ``{"items", "next_cursor"}`` envelope of a list of ``item``."""
     return Schema.from_dict({"items": fields.List(fields.Nested(item)),
-                             "next_cursor": fields.String(allow_none=True)},
+                             "next_cursor": Text(allow_none=True)},
                             name=f"{item.__name__}Page")
 
 
 class Problem(Schema):
     """Every error: ``fields`` names what was wrong in the request, when something was."""
 
-    error = fields.String()
-    reason = fields.String()
-    fields_ = fields.Dict(data_key="fields", keys=fields.String(),
-                          values=fields.List(fields.String()))
+    error = Text()
+    reason = Text()
+    fields_ = fields.Dict(data_key="fields", keys=Text(),
+                          values=fields.List(Text()))
 
 
 class LogQuery(PageQuery):
     qalita_issue_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
-    jira_key = fields.String(validate=validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$",
+    jira_key = Text(validate=validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$",
                                                       error="a Jira issue key, such as DATA-12"))
-    level = fields.String(validate=validate.OneOf(LEVELS))
-    decision = fields.String(validate=validate.Length(min=1, max=32))
+    level = Text(validate=validate.OneOf(LEVELS))
+    decision = Text(validate=validate.Length(min=1, max=32))
     since = fields.AwareDateTime(default_timezone=UTC, metadata={
         "description": "ISO 8601; a time without an offset is UTC"})
 
@@ -196,25 +225,25 @@ class LogQuery(PageQuery):
 class LogEntryView(Schema):
     id = fields.Integer()
     created_at = fields.DateTime()
-    level = fields.String()
-    action = fields.String()
-    decision = fields.String()
-    message = fields.String()
+    level = Text()
+    action = Text()
+    decision = Text()
+    message = Text()
     details = fields.Dict()
     link_id = fields.Integer(allow_none=True)
     qalita_issue_id = fields.Integer(allow_none=True)
-    jira_key = fields.String(allow_none=True)
+    jira_key = Text(allow_none=True)
 
 
 class OverviewView(Schema):
     id = fields.Integer()
-    tenant = fields.String()
+    tenant = Text()
     enabled = fields.Boolean()
-    paused = fields.Dict(keys=fields.String(), values=fields.String())
-    links_by_state = fields.Dict(keys=fields.String(), values=fields.Integer())
+    paused = fields.Dict(keys=Text(), values=Text())
+    links_by_state = fields.Dict(keys=Text(), values=fields.Integer())
     dead_letters_open = fields.Integer()
     inbox_backlog = fields.Integer(metadata={"description": "stored events and deliveries not "
-                                             "yet processed (held ones included)"})
+                                             "yet processed"})
     last_webhook_at = fields.DateTime(allow_none=True)
     last_jira_write_at = fields.DateTime(allow_none=True)
     rate_limited_last_hour = fields.Integer(metadata={"description": "Jira 429 answers"})
@@ -224,29 +253,29 @@ DEAD_LETTER_STATES = ("open", "replaying", "resolved", "discarded")
 
 
 class DeadLetterQuery(PageQuery):
-    kind = fields.String(validate=validate.Length(min=1, max=32))
+    kind = Text(validate=validate.Length(min=1, max=32))
     since = fields.AwareDateTime(default_timezone=UTC)
-    state = fields.String(validate=validate.OneOf(DEAD_LETTER_STATES))
+    state = Text(validate=validate.OneOf(DEAD_LETTER_STATES))
 
 
 class DeadLetterLink(Schema):
     id = fields.Integer()
     qalita_issue_id = fields.Integer()
-    jira_key = fields.String(allow_none=True)
-    state = fields.String()
+    jira_key = Text(allow_none=True)
+    state = Text()
 
 
 class DeadLetterView(Schema):
     id = fields.Integer()
     integration_id = fields.Integer(allow_none=True)
-    kind = fields.String()
-    reason = fields.String()
-    state = fields.String(metadata={"enum": list(DEAD_LETTER_STATES)})
+    kind = Text()
+    reason = Text()
+    state = Text(metadata={"enum": list(DEAD_LETTER_STATES)})
     replay_count = fields.Integer()
-    created_at = fields.String()
-    replayed_at = fields.String(allow_none=True)
-    resolved_at = fields.String(allow_none=True)
-    discarded_at = fields.String(allow_none=True)
+    created_at = Text()
+    replayed_at = Text(allow_none=True)
+    resolved_at = Text(allow_none=True)
+    discarded_at = Text(allow_none=True)
     payload = fields.Raw(allow_none=True)
     request = fields.Raw(allow_none=True)
     response = fields.Raw(allow_none=True)
@@ -260,29 +289,29 @@ class BulkReplay(Schema):
         unknown = RAISE
 
     integration_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    kind = fields.String(allow_none=True, validate=validate.Length(min=1, max=32))
+    kind = Text(allow_none=True, validate=validate.Length(min=1, max=32))
     since = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
 
 
 class JobView(Schema):
     id = fields.Integer()
-    kind = fields.String()
-    state = fields.String()
+    kind = Text()
+    state = Text()
     total = fields.Integer()
     done = fields.Integer()
     failed = fields.Integer()
-    error = fields.String(allow_none=True)
+    error = Text(allow_none=True)
     params = fields.Dict()
-    created_at = fields.String()
-    finished_at = fields.String(allow_none=True)
+    created_at = Text()
+    finished_at = Text(allow_none=True)
 
 
 class CheckView(Schema):
-    name = fields.String()
+    name = Text()
     ok = fields.Boolean()
-    level = fields.String(metadata={"enum": ["error", "warning", "skipped"]})
-    detail = fields.String()
-    fix = fields.String(allow_none=True)
+    level = Text(metadata={"enum": ["error", "warning", "skipped"]})
+    detail = Text()
+    fix = Text(allow_none=True)
 
 
 class ConnectionReport(Schema):
@@ -294,7 +323,7 @@ class TenantQuery(Schema):
     class Meta:
         unknown = RAISE
 
-    tenant = fields.String(load_default="default", validate=validate.Regexp(
+    tenant = Text(load_default="default", validate=validate.Regexp(
         TENANT_RE, error="a slug of at most 64 letters, digits, '-' and '_'"))
 
 
@@ -304,27 +333,27 @@ class TenantBody(Schema):
     class Meta:
         unknown = RAISE
 
-    tenant = fields.String(validate=validate.Regexp(
+    tenant = Text(validate=validate.Regexp(
         TENANT_RE, error="a slug of at most 64 letters, digits, '-' and '_'"))
 
 
 class LinkQuery(PageQuery):
-    state = fields.String(validate=validate.OneOf(LINK_STATES))
-    project = fields.String(validate=validate.Length(min=1, max=64))
+    state = Text(validate=validate.OneOf(LINK_STATES))
+    project = Text(validate=validate.Length(min=1, max=64))
     qalita_issue_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
-    jira_key = fields.String(validate=validate.Length(min=1, max=64))
+    jira_key = Text(validate=validate.Length(min=1, max=64))
 
 
 class LinkView(Schema):
     id = fields.Integer()
-    tenant = fields.String()
+    tenant = Text()
     qalita_issue_id = fields.Integer()
-    jira_issue_id = fields.String(allow_none=True)
-    jira_key = fields.String(allow_none=True)
-    jira_url = fields.String(allow_none=True, metadata={"description": "<base_url>/browse/<key>"})
-    project = fields.String(allow_none=True)
-    state = fields.String(metadata={"enum": list(LINK_STATES)})
-    last_sync = fields.String(allow_none=True)
-    last_error = fields.String(allow_none=True)
-    next_attempt_at = fields.String(allow_none=True)
-    created_at = fields.String()
+    jira_issue_id = Text(allow_none=True)
+    jira_key = Text(allow_none=True)
+    jira_url = Text(allow_none=True, metadata={"description": "<base_url>/browse/<key>"})
+    project = Text(allow_none=True)
+    state = Text(metadata={"enum": list(LINK_STATES)})
+    last_sync = Text(allow_none=True)
+    last_error = Text(allow_none=True)
+    next_attempt_at = Text(allow_none=True)
+    created_at = Text()

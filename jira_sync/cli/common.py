@@ -35,14 +35,18 @@ def load_settings(*, needs_secret_key: bool) -> Settings:
     return settings
 
 
-def preflight(settings: Settings) -> None:
-    """Refuse to start a worker or beat on a database it cannot use; bootstrap the integration.
+def preflight(settings: Settings, *, service: bool = True) -> None:
+    """Refuse to start on a database that cannot be used; bootstrap the integration.
 
+    A service process (worker, beat) applies the environment whole: it also hands back to
+    the admin API an integration the environment no longer describes. A command only
+    upserts the integration its environment describes, if any: run from an operator's
+    shell, it must not take the service's integration away from the service's environment.
     The broker is not checked here: Celery keeps retrying it with a log line, which is what
     an operator wants while Redis restarts.
     """
     from jira_sync.crypto import SecretBox
-    from jira_sync.integrations import TenantLabelCollision, apply_environment
+    from jira_sync.integrations import TenantLabelCollision, apply_environment, upsert_from_env
     from jira_sync.readiness import database_problem
     from jira_sync.store.db import Database
 
@@ -51,9 +55,13 @@ def preflight(settings: Settings) -> None:
         problem = database_problem(database)
         if problem:
             fail(problem)
+        box = SecretBox(settings.secret_keys)
         try:
             with database.unit_of_work() as session:
-                apply_environment(session, settings.jira, SecretBox(settings.secret_keys))
+                if service:
+                    apply_environment(session, settings.jira, box)
+                elif settings.jira is not None:
+                    upsert_from_env(session, settings.jira, box)
         except TenantLabelCollision as exc:
             fail(str(exc), code=2)
     finally:
@@ -68,7 +76,7 @@ def tenant_database(tenant: str | None) -> Iterator[tuple[Settings, Database, st
     from jira_sync.store.db import Database
 
     settings = load_settings(needs_secret_key=True)
-    preflight(settings)
+    preflight(settings, service=False)
     database = Database(settings.database_url)
     try:
         yield settings, database, tenant or settings.tenant

@@ -190,7 +190,7 @@ def _session() -> Iterator[tuple[Settings, Database, Session]]:
     from jira_sync.store.db import Database
 
     settings = load_settings(needs_secret_key=True)
-    preflight(settings)
+    preflight(settings, service=False)
     database = Database(settings.database_url)
     try:
         with database.unit_of_work() as session:

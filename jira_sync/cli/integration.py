@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from sqlalchemy import select
 
 from config.settings import SECRET_VARIABLES
 from jira_sync.admin.schemas import OPTIONAL_FIELDS, SECRET_FIELDS
@@ -15,7 +14,6 @@ from jira_sync.cli.common import (
     admin_refusals,
     echo_json,
     fail,
-    no_integration,
     schedule,
     tenant_database,
     tenant_option,
@@ -35,19 +33,19 @@ def integration() -> None:
 def test_connection(tenant: str | None) -> None:
     """Test Connection: every check of the integration, one a line, with the fix under each
     one that fails; exit 1 when an error-level check fails."""
+    from jira_sync.admin import integrations as core
     from jira_sync.admin.connection import test_connection as run_checks
     from jira_sync.crypto import SecretBox
-    from jira_sync.store.models import Integration
 
-    with tenant_database(tenant) as (settings, database, tenant), \
-            database.unit_of_work() as session:
-        found = session.scalar(select(Integration).where(
-            Integration.tenant == tenant, Integration.deleted_at.is_(None)))
-        if found is None:
-            no_integration(tenant)
+    with tenant_database(tenant) as (settings, database, tenant):
+        with admin_refusals(), database.unit_of_work() as session:
+            found = core.by_tenant(session, tenant)
+            session.expunge(found)
         click.echo(f"Jira {found.base_url} ({found.deployment}), tenant {tenant}")
-        report = run_checks(session, found, SecretBox(settings.secret_keys),
-                            public_url=settings.public_url, mapping_file=settings.mapping_file)
+        with database.unit_of_work() as session:  # connected after the remote calls
+            report = run_checks(session, found, SecretBox(settings.secret_keys),
+                                public_url=settings.public_url,
+                                mapping_file=settings.mapping_file)
     for check in report.checks:
         click.echo(f"  {'ok' if check.ok else MARKS[check.level]:<8} {check.name}: "
                    f"{check.detail}")
@@ -248,7 +246,7 @@ def delete(tenant: str | None, sever: bool) -> None:
 
     with tenant_database(tenant) as (_, database, tenant), admin_refusals(), \
             database.unit_of_work() as session:
-        integration = core.by_tenant(session, tenant)
+        integration = core.by_tenant(session, tenant, lock=True)
         core.delete(session, integration)
         if sever:
             links.sever_all(session, integration)
@@ -261,7 +259,7 @@ def _change(tenant: str | None, data: dict[str, Any]) -> list[str]:
 
     with tenant_database(tenant) as (settings, database, tenant):
         with admin_refusals(), database.unit_of_work() as session:
-            integration = core.by_tenant(session, tenant)
+            integration = core.by_tenant(session, tenant, lock=True)
             changed, dues = core.update(session, integration, data,
                                         SecretBox(settings.secret_keys))
         schedule(settings, dues)

@@ -73,8 +73,9 @@ def create(tenant: str | None, qalita_issue_id: int, wait: float) -> None:
 
     with tenant_database(tenant) as (settings, database, tenant):
         ctx = SyncContext.from_settings(settings, database)
-        outcome = _act(settings, database, lambda session: core.create_external(
-            session, ctx, tenant, qalita_issue_id))
+        with admin_refusals():
+            outcome = core.create_external(ctx, tenant, qalita_issue_id)
+        schedule(settings, outcome.dues)
         view = core.wait_for_link(database, outcome.link_id, wait) if outcome.dues \
             else outcome.view
     click.echo(_line(view))

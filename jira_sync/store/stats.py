@@ -45,10 +45,12 @@ def oldest_waiting_delivery_seconds(session: Session) -> float:
 
 
 def reconciliation_ages(session: Session) -> dict[str, float]:
-    """Per enabled integration's tenant, seconds since its last reconciliation sweep."""
+    """Per running integration's tenant (enabled, not deleted, not paused: those are not
+    reconciled), seconds since its last reconciliation sweep."""
     now = utcnow()
     rows = session.execute(select(Integration.tenant, Integration.reconciled_at).where(
-        Integration.enabled.is_(True), Integration.reconciled_at.is_not(None)))
+        Integration.enabled.is_(True), Integration.deleted_at.is_(None),
+        Integration.jira_paused_at.is_(None), Integration.reconciled_at.is_not(None)))
     return {tenant: max((now - at).total_seconds(), 0.0) for tenant, at in rows}
 
 

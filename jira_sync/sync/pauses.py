@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
@@ -24,9 +25,11 @@ from sqlalchemy.orm import Session
 from jira_sync.remote import AuthError, RemoteError
 from jira_sync.store.models import Integration, IssueLink
 from jira_sync.store.types import utcnow
-from jira_sync.sync.context import SyncContext
 from jira_sync.sync.journal import log
 from jira_sync.sync.state import BLOCKED, FAILED, FINAL_STATES, SEVERING, Due
+
+if TYPE_CHECKING:  # the context reads integrations, which lift pauses
+    from jira_sync.sync.context import SyncContext
 
 logger = logging.getLogger("jira_sync.pauses")
 JIRA, QALITA = "jira", "qalita"

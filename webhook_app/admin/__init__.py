@@ -12,10 +12,20 @@ from webhook_app.admin import (  # noqa: F401 - each registers its operations
     integrations,
     links,
 )
-from webhook_app.admin.api import admin_error, api, openapi, validation_error
+from webhook_app.admin.api import (
+    CONVERTERS,
+    admin_error,
+    api,
+    guard,
+    openapi,
+    validation_error,
+)
 
 
 def register(app: Flask) -> None:
+    """Before the app's other request checks: the token is the first thing looked at."""
+    app.before_request(guard)
+    app.url_map.converters.update(CONVERTERS)
     app.register_blueprint(api.blueprint)
     app.add_url_rule("/api/v2/openapi.json", "openapi", openapi, methods=["GET"])
     app.register_error_handler(ValidationError, validation_error)

@@ -13,7 +13,7 @@ from webhook_app.admin.api import api
 TAG = "activity"
 
 
-@api.route("/integrations/jira/<int:id>/logs", "GET", summary="Integration Logs, newest first",
+@api.route("/integrations/jira/<id:id>/logs", "GET", summary="Integration Logs, newest first",
            tag=TAG, query=LogQuery, responses={200: page_of(LogEntryView)})
 def list_logs(id: int, query: dict[str, Any]) -> tuple[Any, int]:
     with context.database().unit_of_work() as session:
@@ -22,7 +22,7 @@ def list_logs(id: int, query: dict[str, Any]) -> tuple[Any, int]:
                               **query).as_dict(), 200
 
 
-@api.route("/integrations/jira/<int:id>/overview", "GET", summary="Health at a glance",
+@api.route("/integrations/jira/<id:id>/overview", "GET", summary="Health at a glance",
            tag=TAG, responses={200: OverviewView})
 def show_overview(id: int) -> tuple[Any, int]:
     with context.database().unit_of_work() as session:

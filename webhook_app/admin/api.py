@@ -21,19 +21,45 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import Unauthorized
+from werkzeug.routing import IntegerConverter, Map
 
 from jira_sync.admin.errors import AdminError
 from jira_sync.admin.schemas import Problem
 from webhook_app import context
 
 PREFIX = "/api/v2"
-_CONVERTER = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
+_CONVERTER = re.compile(r"<(?:([a-z]+):)?([a-z_]+)>")
 _PROBLEMS = {400: "the request is invalid: `fields` names what", 401: "no valid admin token",
              404: "no such resource", 409: "the request clashes with the current state",
              502: "QALITA or Jira could not be reached or refused",
              503: "not configured (JIRA_SYNC_SECRET_KEY) or the broker unreachable"}
 
 View = Callable[..., tuple[Any, int]]
+
+
+class Id(IntegerConverter):
+    """An integration's id as Postgres stores it (INTEGER): past that, a 404 not a 500. The
+    digits are bounded in the pattern too: werkzeug answers 405 for a path whose number only
+    its range check refuses."""
+
+    MAXIMUM = 2**31 - 1
+    regex = r"\d{1,10}"
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=self.MAXIMUM)
+
+
+class BigId(IntegerConverter):
+    """A BIGINT id: a dead letter's, a job's, a QALITA issue's."""
+
+    MAXIMUM = 2**63 - 1
+    regex = r"\d{1,19}"
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=self.MAXIMUM)
+
+
+CONVERTERS = {"id": Id, "bigid": BigId}
 
 
 @dataclass(frozen=True)
@@ -53,9 +79,6 @@ class AdminApi:
     blueprint: Blueprint = field(default_factory=lambda: Blueprint("admin_api", __name__,
                                                                    url_prefix=PREFIX))
     operations: list[Operation] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.blueprint.before_request(authorize)
 
     def route(self, rule: str, method: str, *, summary: str, tag: str,
               responses: dict[int, type[Schema] | None], body: type[Schema] | None = None,
@@ -90,17 +113,19 @@ class AdminApi:
                              "<JIRA_SYNC_ADMIN_TOKEN>`."})
         spec.components.security_scheme("admin", {"type": "http", "scheme": "bearer"})
         spec.components.schema("Problem", schema=Problem)
-        for path, operations in self._by_path().items():
-            spec.path(path=path, operations=operations,
-                      parameters=[{"in": "path", "name": name, "required": True,
-                                   "schema": _path_schema(path, name)}
-                                  for name in re.findall(r"{([a-z_]+)}", path)])
+        for path, (rule, operations) in self._by_path().items():
+            spec.path(path=path, operations=operations, parameters=[
+                {"in": "path", "name": name, "required": True, "schema": {
+                    "type": "integer", "minimum": 1,
+                    "maximum": CONVERTERS[converter].MAXIMUM}}
+                for converter, name in _CONVERTER.findall(rule)])
         return spec.to_dict()
 
-    def _by_path(self) -> dict[str, dict[str, Any]]:
-        paths: dict[str, dict[str, Any]] = {}
+    def _by_path(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Each OpenAPI path with its Flask rule and its operations."""
+        paths: dict[str, tuple[str, dict[str, Any]]] = {}
         for op in self.operations:
-            path = PREFIX + _CONVERTER.sub(r"{\1}", op.rule)
+            path = PREFIX + _CONVERTER.sub(r"{\2}", op.rule)
             responses: dict[str | int, Any] = {}
             for status, schema in op.responses.items():
                 answer: dict[str, Any] = {"description": _describe(status)}
@@ -119,14 +144,8 @@ class AdminApi:
             if op.body is not None:
                 entry["requestBody"] = {"required": op.body_required, "content": {
                     "application/json": {"schema": op.body}}}
-            paths.setdefault(path, {})[op.method] = entry
+            paths.setdefault(path, (op.rule, {}))[1][op.method] = entry
         return paths
-
-
-def _path_schema(path: str, name: str) -> dict[str, Any]:
-    if name in ("id", "dl_id", "job_id", "qalita_issue_id"):
-        return {"type": "integer", "minimum": 1}
-    return {"type": "string"}
 
 
 def _describe(status: int) -> str:
@@ -144,6 +163,20 @@ def _json_object() -> dict[str, Any]:
 
 def _load(schema: type[Schema], data: dict[str, Any], *, partial: bool = False) -> Any:
     return schema().load(data, partial=partial)
+
+
+# Under the API's prefix but not the admin API's: each authenticates its own way.
+NOT_ADMIN = ("/api/v2/integrations/jira/webhook", "/api/v2/integrations/qalita/events",
+             "/api/v2/openapi.json")
+
+
+def guard() -> None:
+    """The token before anything else under ``/api/v2`` is answered, a 404, 405 or 413
+    included: those would tell a caller without it which paths and methods exist."""
+    path = request.path
+    if path.startswith(PREFIX + "/") and not any(
+            path == exempt or path.startswith(exempt + "/") for exempt in NOT_ADMIN):
+        authorize()
 
 
 def authorize() -> None:

@@ -32,7 +32,7 @@ def list_all(query: dict[str, Any]) -> tuple[Any, int]:
         return core.list_letters(session, **query).as_dict(), 200
 
 
-@api.route("/integrations/jira/<int:id>/dead-letters", "GET", summary="The integration's "
+@api.route("/integrations/jira/<id:id>/dead-letters", "GET", summary="The integration's "
            "dead letters", tag=TAG, query=DeadLetterQuery,
            responses={200: page_of(DeadLetterView)})
 def list_of_integration(id: int, query: dict[str, Any]) -> tuple[Any, int]:
@@ -40,28 +40,28 @@ def list_of_integration(id: int, query: dict[str, Any]) -> tuple[Any, int]:
         return core.list_letters(session, integration_id=id, **query).as_dict(), 200
 
 
-@api.route("/dead-letters/<int:dl_id>", "GET", summary="One dead letter", tag=TAG,
+@api.route("/dead-letters/<bigid:dl_id>", "GET", summary="One dead letter", tag=TAG,
            responses={200: DeadLetterView})
 def show(dl_id: int) -> tuple[Any, int]:
     with context.database().unit_of_work() as session:
         return core.show(session, dl_id), 200
 
 
-@api.route("/dead-letters/<int:dl_id>/replay", "POST", summary="Queue the letter's work again "
+@api.route("/dead-letters/<bigid:dl_id>/replay", "POST", summary="Queue the letter's work again "
            "(today's code and configuration)", tag=TAG,
            responses={202: DeadLetterView, 409: None})
 def replay(dl_id: int) -> tuple[Any, int]:
     return _replay(dl_id, None)
 
 
-@api.route("/integrations/jira/<int:id>/dead-letters/<int:dl_id>/replay", "POST",
+@api.route("/integrations/jira/<id:id>/dead-letters/<bigid:dl_id>/replay", "POST",
            summary="Queue the letter's work again (CONTRACT §3's path)", tag=TAG,
            responses={202: DeadLetterView, 409: None})
 def replay_of_integration(id: int, dl_id: int) -> tuple[Any, int]:
     return _replay(dl_id, id)
 
 
-@api.route("/dead-letters/<int:dl_id>", "DELETE", summary="Discard (kept, marked discarded)",
+@api.route("/dead-letters/<bigid:dl_id>", "DELETE", summary="Discard (kept, marked discarded)",
            tag=TAG, responses={200: DeadLetterView, 409: None})
 def discard(dl_id: int) -> tuple[Any, int]:
     with context.database().unit_of_work() as session:
@@ -82,7 +82,7 @@ def replay_matching(body: dict[str, Any]) -> tuple[Any, int]:
         return jobs.job_view(session, job_id), 202
 
 
-@api.route("/jobs/<int:job_id>", "GET", summary="A job's progress", tag="jobs",
+@api.route("/jobs/<bigid:job_id>", "GET", summary="A job's progress", tag="jobs",
            responses={200: JobView})
 def show_job(job_id: int) -> tuple[Any, int]:
     with context.database().unit_of_work() as session:

@@ -46,14 +46,14 @@ def create(body: dict[str, Any]) -> tuple[Any, int]:
     return shown, 201
 
 
-@api.route(f"{BASE}/<int:id>", "GET", summary="Show an integration", tag=TAG,
+@api.route(f"{BASE}/<id:id>", "GET", summary="Show an integration", tag=TAG,
            responses={200: IntegrationView})
 def show(id: int) -> tuple[Any, int]:
     with context.database().unit_of_work() as session:
         return core.view(core.get(session, id), context.secret_box()), 200
 
 
-@api.route(f"{BASE}/<int:id>", "PUT", summary="Change the fields sent (null clears an optional "
+@api.route(f"{BASE}/<id:id>", "PUT", summary="Change the fields sent (null clears an optional "
            "one)", tag=TAG, body=IntegrationWrite, partial=True,
            responses={200: IntegrationView, 409: None})
 def change(id: int, body: dict[str, Any]) -> tuple[Any, int]:
@@ -67,7 +67,7 @@ def change(id: int, body: dict[str, Any]) -> tuple[Any, int]:
     return shown, 200
 
 
-@api.route(f"{BASE}/<int:id>", "DELETE", summary="Delete (soft: links and history stay)",
+@api.route(f"{BASE}/<id:id>", "DELETE", summary="Delete (soft: links and history stay)",
            tag=TAG, query=DeleteQuery, responses={204: None, 409: None})
 def delete(id: int, query: dict[str, Any]) -> tuple[Any, int]:
     with context.database().unit_of_work() as session:
@@ -78,7 +78,7 @@ def delete(id: int, query: dict[str, Any]) -> tuple[Any, int]:
     return None, 204
 
 
-@api.route(f"{BASE}/<int:id>/webhook-token", "POST", summary="Make a new webhook token URL "
+@api.route(f"{BASE}/<id:id>/webhook-token", "POST", summary="Make a new webhook token URL "
            "(shown once; the previous one stops working)", tag=TAG,
            responses={201: WebhookToken})
 def webhook_token(id: int) -> tuple[Any, int]:
@@ -88,13 +88,16 @@ def webhook_token(id: int) -> tuple[Any, int]:
     return {"webhook_url": url}, 201
 
 
-@api.route(f"{BASE}/<int:id>/test", "POST", summary="Test Connection: every check, with the "
+@api.route(f"{BASE}/<id:id>/test", "POST", summary="Test Connection: every check, with the "
            "fix of each that fails", tag=TAG, responses={200: ConnectionReport})
 def test(id: int) -> tuple[Any, int]:
     settings = context.settings()
     with context.database().unit_of_work() as session:
-        report = connection.test_connection(session, core.get(session, id),
-                                            context.secret_box(),
+        integration = core.get(session, id)
+        session.expunge(integration)
+    # A new unit: its connection is taken only after the checks' remote calls.
+    with context.database().unit_of_work() as session:
+        report = connection.test_connection(session, integration, context.secret_box(),
                                             public_url=settings.public_url,
                                             mapping_file=settings.mapping_file)
     return report.as_dict(), 200

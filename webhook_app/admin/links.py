@@ -14,7 +14,7 @@ from webhook_app.admin.api import api
 from webhook_app.producer import schedule
 
 TAG = "issue links"
-ISSUE = "/issues/<int:qalita_issue_id>/jira"
+ISSUE = "/issues/<bigid:qalita_issue_id>/jira"
 # How long Create External Issue waits for the worker before answering 202.
 CREATE_WAIT_SECONDS = 10.0
 
@@ -25,13 +25,11 @@ CREATE_WAIT_SECONDS = 10.0
            responses={200: LinkView, 201: LinkView, 202: LinkView, 409: None, 502: None})
 def create(qalita_issue_id: int, query: dict[str, Any],
            body: dict[str, Any]) -> tuple[Any, int]:
-    tenant = _tenant(query, body)
-    with context.database().unit_of_work() as session:
-        outcome = core.create_external(session, context.sync_context(), tenant,
-                                       qalita_issue_id)
+    outcome = core.create_external(context.sync_context(), _tenant(query, body),
+                                   qalita_issue_id)
     schedule(outcome.dues)
-    if not outcome.dues:
-        return outcome.view, 200
+    if outcome.view["jira_key"] and not outcome.created:
+        return outcome.view, 200  # it had its Jira issue: never a second one
     view = core.wait_for_link(context.database(), outcome.link_id, CREATE_WAIT_SECONDS)
     return view, 201 if view["jira_key"] else 202
 
@@ -61,7 +59,7 @@ def sever(qalita_issue_id: int, query: dict[str, Any]) -> tuple[Any, int]:
     return outcome.view, 202
 
 
-@api.route("/integrations/jira/<int:id>/links", "GET", summary="The integration's links, "
+@api.route("/integrations/jira/<id:id>/links", "GET", summary="The integration's links, "
            "newest first", tag=TAG, query=LinkQuery, responses={200: page_of(LinkView)})
 def list_links(id: int, query: dict[str, Any]) -> tuple[Any, int]:
     with context.database().unit_of_work() as session:

@@ -234,3 +234,39 @@ def test_the_openapi_document_describes_every_operation(admin: AdminApi):
     view = spec["components"]["schemas"]["IntegrationView"]["properties"]
     assert "api_token" not in view and "api_token_set" in view
 
+
+
+def test_hostile_input_is_a_400_never_a_500(admin: AdminApi):
+    bodies = [{"name": "nul\x00name"}, {"issue_type": "\ud800"}, {"tenant": "acme\n"},
+              {"mapping": {"comment_prefix": "a\x00"}}, {"mapping": {"labels": ["\udfff"]}},
+              {"email": "x" * 400}, {"ip_allowlist": ["10.0.0.0/8\x00"]}]
+    for extra in bodies:
+        body = json.dumps({"tenant": "acme", "base_url": "https://acme.atlassian.net",
+                           "pat": "p", **extra})
+        response = admin.call("POST", "/integrations/jira", data=body,
+                              headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, (extra, response.text)
+        assert set(response.json()["fields"]) == set(extra)
+    for path, params in (("/dead-letters", {"kind": "\x00"}), ("/dead-letters", {"since": "x"}),
+                         ("/integrations/jira", {"cursor": "a\x00"})):
+        assert admin.call("GET", path, params=params).status_code == 400
+    created = admin.create(base_url="https://" + "h" * 60 + "." + "a" * 60 + "." + "b" * 60
+                           + "." + "c" * 60 + ".example")
+    assert len(created["name"]) == 200
+    for path in ("/integrations/jira/99999999999", "/dead-letters/99999999999999999999",
+                 "/issues/99999999999999999999/jira", "/jobs/0"):
+        assert admin.call("GET", path).status_code == 404, path
+
+
+def test_nothing_under_the_api_is_answered_before_the_token(admin: AdminApi):
+    for method, path in (("PATCH", "/integrations/jira"), ("GET", "/nowhere"),
+                         ("POST", "/integrations/jira/1/overview")):
+        assert admin.call(method, path, token=None).status_code == 401, (method, path)
+    huge = admin.call("POST", "/integrations/jira", token=None, data=b"x" * (11 * 2**20))
+    assert huge.status_code == 401
+    # The endpoints with their own authentication are not behind the admin token.
+    assert requests.get(f"{admin.base_url}/api/v2/openapi.json", timeout=10).status_code == 200
+    webhook = requests.post(f"{admin.base_url}/api/v2/integrations/jira/webhook", json={},
+                            timeout=10)
+    assert webhook.status_code == 401
+    assert webhook.json()["reason"] != "a valid admin token is required"

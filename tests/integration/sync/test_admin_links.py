@@ -47,8 +47,7 @@ def act(sync: TwoWay, action, *args) -> links.LinkOutcome:
 
 
 def create(sync: TwoWay, issue_id: int, tenant: str = "default") -> links.LinkOutcome:
-    with sync.database.unit_of_work() as session:
-        outcome = links.create_external(session, sync.ctx, tenant, issue_id)
+    outcome = links.create_external(sync.ctx, tenant, issue_id)
     sync.schedule(outcome.dues)
     return outcome
 
