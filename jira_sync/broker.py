@@ -29,6 +29,8 @@ OUTBOUND_QUEUE = "jira_sync.outbound"
 DELIVERIES_PER_MESSAGE = 200
 DELIVERY_TASK = "jira_sync.jira_delivery"
 INBOUND_QUEUE = "jira_sync.jira_inbound"
+# Tries each paused integration's refused side again; the sweep sends it while one is paused.
+PROBE_TASK = "jira_sync.probe_paused"
 # Admin jobs (a bulk replay): on the maintenance queue, as they call no remote themselves.
 JOB_TASK = "jira_sync.run_job"
 MAINTENANCE_QUEUE = "jira_sync.maintenance"

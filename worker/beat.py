@@ -47,12 +47,6 @@ def schedule() -> dict[str, dict[str, Any]]:
             "task": "jira_sync.sweep", "schedule": sweep,
             "options": {"queue": queues.MAINTENANCE, "expires": sweep.total_seconds()},
         },
-        # A paused integration resumes at the first call that succeeds: this one, as no flush
-        # calls out while it is paused.
-        "probe-paused": {
-            "task": "jira_sync.probe_paused", "schedule": sweep,
-            "options": {"queue": queues.MAINTENANCE, "expires": sweep.total_seconds()},
-        },
         "sweep-deliveries": {
             "task": "jira_sync.sweep_deliveries", "schedule": sweep,
             "options": {"queue": queues.MAINTENANCE, "expires": sweep.total_seconds()},

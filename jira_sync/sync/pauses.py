@@ -168,6 +168,14 @@ class _Paused:
     sides: tuple[str, ...]
 
 
+def any_paused(session: Session) -> bool:
+    """Whether a live integration is paused now (one indexed-free read of a small table)."""
+    return session.scalar(select(Integration.id).where(
+        Integration.deleted_at.is_(None), Integration.enabled.is_(True),
+        or_(Integration.jira_paused_at.is_not(None),
+            Integration.qalita_paused_at.is_not(None))).limit(1)) is not None
+
+
 def probe(ctx: SyncContext) -> list[Due]:
     """Try each paused side once with a cheap read (Jira's ``myself``, a one-issue page of
     QALITA's issues); a side that answers resumes and its held work is returned to flush.

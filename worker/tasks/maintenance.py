@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from jira_sync import heartbeats, retention
+from jira_sync.broker import PROBE_TASK
 from jira_sync.store.types import utcnow
 from jira_sync.sync import pauses
 from jira_sync.sync.state import Due
@@ -35,7 +36,7 @@ def prune(session: Session) -> dict[str, int]:
     return retention.prune(session, runtime.settings().retention_days)
 
 
-@task(name="jira_sync.probe_paused", queue=queues.MAINTENANCE, transactional=False)
+@task(name=PROBE_TASK, queue=queues.MAINTENANCE, transactional=False)
 def probe_paused() -> list[Due]:
     """Try each paused integration's refused side again; one that answers resumes, and the
     work its pause held is flushed."""

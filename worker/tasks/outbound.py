@@ -9,9 +9,9 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from jira_sync import intake
-from jira_sync.broker import FLUSH_TASK
+from jira_sync.broker import FLUSH_TASK, PROBE_TASK
 from jira_sync.store.types import utcnow
-from jira_sync.sync import outbound, sweep
+from jira_sync.sync import outbound, pauses, sweep
 from jira_sync.sync.state import Due
 from worker import queues, runtime
 from worker.batching import BatchTask
@@ -84,11 +84,16 @@ def queue_backlog(queue: str) -> int:
 
 @task(name="jira_sync.sweep", queue=queues.MAINTENANCE)
 def sweep_links(session: Session) -> list[Due]:
-    """Flush links whose flush or wake-up was lost, and apply events that were waiting."""
+    """Flush links whose flush or wake-up was lost, apply events that were waiting, and have
+    paused integrations probed (a pause ends at the first call that succeeds)."""
     context = runtime.sync_context()
     # Held events first: they wait for link locks tenant by tenant, as intake does, while
     # marking the overdue ones skips any locked link and so never waits while holding them.
     pumped = intake.pump_waiting(session, context)
+    if pauses.any_paused(session):
+        # The probe calls out, so it is a task of its own; sent only when something is
+        # paused, since even an empty extra task per sweep delayed intake (filesystem broker).
+        app.send_task(PROBE_TASK, queue=queues.MAINTENANCE)
     now = utcnow()
     grace = context.timings.sweep_seconds
     return pumped + [Due(link_id, now) for link_id in sweep.overdue_links(session, grace)] \
