@@ -15,7 +15,7 @@ from jira_sync.simulators.jira import SimulatorConfig, running_simulator
 from jira_sync.store.db import Database
 from jira_sync.store.models import CommentLink, DeadLetter, IssueLink
 from tests.support.processes import ServiceProcess, wait_until
-from tests.support.sync import qalita_event
+from tests.support.sync import bootstrap_env, qalita_event
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +28,11 @@ def sim():
 
 @pytest.fixture
 def env(service_env, sim):
-    return {**service_env,
-            "JIRA_BASE_URL": sim.base_url, "JIRA_EMAIL": "svc@example.com",
-            "JIRA_API_TOKEN": "tok-123", "JIRA_PROJECT_KEY": "DATA", "JIRA_ISSUE_TYPE": "Bug",
-            "JIRA_SYNC_DEBOUNCE_SECONDS": "0.5", "JIRA_SYNC_SWEEP_SECONDS": "1",
-            "JIRA_SYNC_LEASE_SECONDS": "4", "JIRA_SYNC_INDEX_LAG_SECONDS": "2",
-            "JIRA_SYNC_BACKOFF_BASE_SECONDS": "0.2", "JIRA_SYNC_BACKOFF_CAP_SECONDS": "2",
-            "JIRA_SYNC_JIRA_RATE_LIMIT": "500", "JIRA_SYNC_HEARTBEAT_SECONDS": "3600"}
+    return bootstrap_env(service_env, sim.base_url, **{
+        "JIRA_SYNC_DEBOUNCE_SECONDS": "0.5", "JIRA_SYNC_SWEEP_SECONDS": "1",
+        "JIRA_SYNC_LEASE_SECONDS": "4", "JIRA_SYNC_INDEX_LAG_SECONDS": "2",
+        "JIRA_SYNC_BACKOFF_BASE_SECONDS": "0.2", "JIRA_SYNC_BACKOFF_CAP_SECONDS": "2",
+        "JIRA_SYNC_JIRA_RATE_LIMIT": "500", "JIRA_SYNC_HEARTBEAT_SECONDS": "3600"})
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import requests
 from jira_sync import publish_qalita_event
 from jira_sync.simulators.jira import SimulatorConfig, running_simulator
 from tests.support.processes import ServiceProcess, free_port, wait_until
-from tests.support.sync import qalita_event
+from tests.support.sync import bootstrap_env, qalita_event
 
 pytestmark = pytest.mark.integration
 SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$", re.M)
@@ -31,14 +31,12 @@ def sim():
 
 @pytest.fixture
 def env(service_env, sim):
-    return {**service_env,
-            "JIRA_BASE_URL": sim.base_url, "JIRA_EMAIL": "svc@example.com",
-            "JIRA_API_TOKEN": "tok-123", "JIRA_PROJECT_KEY": "DATA", "JIRA_ISSUE_TYPE": "Bug",
-            "JIRA_SYNC_DEBOUNCE_SECONDS": "0.2", "JIRA_SYNC_SWEEP_SECONDS": "1",
-            "JIRA_SYNC_INDEX_LAG_SECONDS": "0", "JIRA_SYNC_JIRA_RATE_LIMIT": "500",
-            "JIRA_SYNC_HEARTBEAT_SECONDS": "3600",
-            "JIRA_SYNC_WORKER_METRICS_PORT": str(free_port()),
-            "JIRA_SYNC_LOG_FORMAT": "json"}
+    return bootstrap_env(service_env, sim.base_url, **{
+        "JIRA_SYNC_DEBOUNCE_SECONDS": "0.2", "JIRA_SYNC_SWEEP_SECONDS": "1",
+        "JIRA_SYNC_INDEX_LAG_SECONDS": "0", "JIRA_SYNC_JIRA_RATE_LIMIT": "500",
+        "JIRA_SYNC_HEARTBEAT_SECONDS": "3600",
+        "JIRA_SYNC_WORKER_METRICS_PORT": str(free_port()),
+        "JIRA_SYNC_LOG_FORMAT": "json"})
 
 
 @pytest.fixture

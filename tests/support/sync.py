@@ -60,6 +60,15 @@ def bootstrap(base_url: str, deployment: str, *, tenant: str = "default",
         cloud_id=None, oauth_client_id=None, qalita_api_url=None, secrets=secrets)
 
 
+def bootstrap_env(service_env: dict[str, str], base_url: str,
+                  **settings: str) -> dict[str, str]:
+    """A service process's environment bootstrapping the Cloud integration of the Jira
+    simulator at ``base_url`` (project DATA, issue type Bug), with ``settings`` on top."""
+    return {**service_env, "JIRA_BASE_URL": base_url, "JIRA_EMAIL": "svc@example.com",
+            "JIRA_API_TOKEN": "tok-123", "JIRA_PROJECT_KEY": "DATA", "JIRA_ISSUE_TYPE": "Bug",
+            **settings}
+
+
 @dataclass
 class Harness:
     database: Database

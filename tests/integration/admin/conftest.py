@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import requests
 
+from jira_sync.simulators.jira import SimulatorConfig, running_simulator
+from jira_sync.simulators.jira.config import FieldDef, default_projects
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.stack import Stack
 
@@ -91,3 +93,21 @@ def start_service(service_env: dict[str, str], jira: Any, qalita: Any, tmp_path:
         stack.close()
         raise
     return Service(stack, api, created.json())
+
+
+# A required option field on DATA's create screen: a create whose default for it names no
+# option is refused by Jira (400), a dead letter; the right default fixes it.
+TEAM = "customfield_10050"
+BROKEN = {"field_defaults": {TEAM: {"value": "Nobody"}}}
+FIXED = {"field_defaults": {TEAM: {"value": "Data platform"}}}
+
+
+@pytest.fixture
+def team_sim() -> Iterator[Any]:
+    """The Jira simulator whose project DATA requires the ``TEAM`` option field."""
+    data, ops = default_projects()
+    team = FieldDef(TEAM, "Team", "option", required=True, options=("Data platform",))
+    config = SimulatorConfig(index_lag_ms=0, projects=(
+        type(data)(**{**data.__dict__, "fields": (team,)}), ops))
+    with running_simulator(config) as running:
+        yield running

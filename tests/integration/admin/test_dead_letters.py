@@ -8,27 +8,18 @@ from sqlalchemy import select, update
 
 from jira_sync.admin import dead_letters
 from jira_sync.admin.errors import Conflict, Invalid, NotFound
-from jira_sync.simulators.jira import SimulatorConfig, running_simulator
-from jira_sync.simulators.jira.config import FieldDef, default_projects
 from jira_sync.store.models import DeadLetter, Integration, IssueLink, LogEntry
 from jira_sync.store.types import utcnow
 from jira_sync.sync.journal import masked
+from tests.integration.admin.conftest import BROKEN, FIXED, TEAM
 from tests.support.sync import Harness, qalita_event
 
 pytestmark = pytest.mark.integration
-TEAM = "customfield_10050"
-BROKEN = {"field_defaults": {TEAM: {"value": "Nobody"}}}
-FIXED = {"field_defaults": {TEAM: {"value": "Data platform"}}}
 
 
 @pytest.fixture
-def sim():
-    data, ops = default_projects()
-    team = FieldDef(TEAM, "Team", "option", required=True, options=("Data platform",))
-    config = SimulatorConfig(index_lag_ms=0, projects=(
-        type(data)(**{**data.__dict__, "fields": (team,)}), ops))
-    with running_simulator(config) as running:
-        yield running
+def sim(team_sim):
+    return team_sim
 
 
 def replay(h: Harness, letter_id: int) -> dead_letters.Replayed:

@@ -11,34 +11,26 @@ import requests
 from sqlalchemy import select, update
 
 from jira_sync import publish_qalita_event
-from jira_sync.simulators.jira import SimulatorConfig, running_simulator
-from jira_sync.simulators.jira.config import FieldDef, default_projects
 from jira_sync.store.db import Database
 from jira_sync.store.models import DeadLetter, Integration, Job
+from tests.integration.admin.conftest import TEAM
 from tests.support.processes import ServiceProcess, run_cli, wait_until
-from tests.support.sync import qalita_event
+from tests.support.sync import bootstrap_env, qalita_event
 
 pytestmark = pytest.mark.integration
-TEAM = "customfield_10050"
 
 
 @pytest.fixture
-def sim():
-    data, ops = default_projects()
-    team = FieldDef(TEAM, "Team", "option", required=True, options=("Data platform",))
-    config = SimulatorConfig(index_lag_ms=0, projects=(
-        type(data)(**{**data.__dict__, "fields": (team,)}), ops))
-    with running_simulator(config) as running:
-        yield running
+def sim(team_sim):
+    return team_sim
 
 
 @pytest.fixture
 def env(service_env, sim):
-    return {**service_env, "JIRA_BASE_URL": sim.base_url, "JIRA_EMAIL": "svc@example.com",
-            "JIRA_API_TOKEN": "tok-123", "JIRA_PROJECT_KEY": "DATA", "JIRA_ISSUE_TYPE": "Bug",
-            "JIRA_SYNC_DEBOUNCE_SECONDS": "0.2", "JIRA_SYNC_SWEEP_SECONDS": "1",
-            "JIRA_SYNC_LEASE_SECONDS": "4", "JIRA_SYNC_INDEX_LAG_SECONDS": "0",
-            "JIRA_SYNC_HEARTBEAT_SECONDS": "3600"}
+    return bootstrap_env(service_env, sim.base_url, **{
+        "JIRA_SYNC_DEBOUNCE_SECONDS": "0.2", "JIRA_SYNC_SWEEP_SECONDS": "1",
+        "JIRA_SYNC_LEASE_SECONDS": "4", "JIRA_SYNC_INDEX_LAG_SECONDS": "0",
+        "JIRA_SYNC_HEARTBEAT_SECONDS": "3600"})
 
 
 @pytest.fixture
