@@ -80,11 +80,13 @@ def event_in(source: str, event_type: Any) -> None:
     _metrics().events_in.labels(source, event_type if known else "other").inc()
 
 
-def decisions(entries: Iterable[dict[str, Any]]) -> None:
-    """Integration-log rows about to be written (``jira_sync.sync.journal.write``)."""
-    counter = _metrics().decisions
-    for row in entries:
-        counter.labels(row["action"], row["decision"]).inc()
+def decisions(made: Iterable[tuple[str, str]]) -> None:
+    """Integration-log rows written, as (action, decision), once their transaction commits
+    (``jira_sync.sync.journal.write``)."""
+    counter = None
+    for action, decision in made:
+        counter = counter or _metrics().decisions
+        counter.labels(action, decision).inc()
 
 
 def operation(method: str, path: str) -> str:

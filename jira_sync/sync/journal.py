@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session
 
 from jira_sync import telemetry
@@ -41,7 +41,22 @@ def write(session: Session, entries: list[dict[str, Any]]) -> None:
     # the mapper) was a large part of the cost of each event and delivery.
     if entries:
         session.execute(insert(LogEntry.__table__), entries)
-        telemetry.decisions(entries)
+        # Counted once the rows commit: a transaction rolled back and retried counts once.
+        session.info.setdefault(_DECIDED, []).extend(
+            (row["action"], row["decision"]) for row in entries)
+
+
+_DECIDED = "jira_sync.decisions"
+
+
+@event.listens_for(Session, "after_commit")
+def _count_decisions(session: Session) -> None:
+    telemetry.decisions(session.info.pop(_DECIDED, ()))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_decisions(session: Session) -> None:
+    session.info.pop(_DECIDED, None)
 
 
 def dead_letter(session: Session, kind: str, reason: str, *, integration_id: int | None = None,

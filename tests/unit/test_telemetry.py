@@ -53,3 +53,22 @@ def test_latency_is_from_the_newest_change_and_skipped_when_none_is_known():
     telemetry.synced("test", [None])
     assert sample(f"{name}_count", direction="test") == count + 1
     assert 29 <= sample(f"{name}_sum", direction="test") - total < 60
+
+
+def test_decisions_count_when_their_rows_commit_and_not_when_rolled_back(sqlite_url):
+    from jira_sync.store import migrate
+    from jira_sync.store.db import Database
+    from jira_sync.sync.journal import entry, write
+
+    migrate.upgrade(sqlite_url)
+    database = Database(sqlite_url)
+    name, labels = "jira_sync_sync_decisions_total", {"action": "test", "decision": "counted"}
+    before = sample(name, **labels)
+    with pytest.raises(RuntimeError), database.unit_of_work() as session:
+        write(session, [entry(None, "test", "counted", "rolled back")])
+        raise RuntimeError("the transaction fails")
+    assert sample(name, **labels) == before
+    with database.unit_of_work() as session:
+        write(session, [entry(None, "test", "counted", "kept")] * 2)
+    assert sample(name, **labels) == before + 2
+    database.dispose()
