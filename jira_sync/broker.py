@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from kombu.transport import TRANSPORT_ALIASES
+
 from config.settings import var_dir
+
+# Every process that talks to the broker imports this module first (transport_options):
+# ``filesystem://`` then means the spool that writes each message whole (jira_sync/spool.py).
+TRANSPORT_ALIASES["filesystem"] = "jira_sync.spool:Transport"
 
 if TYPE_CHECKING:
     from jira_sync.sync.state import Due
