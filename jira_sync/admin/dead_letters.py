@@ -150,7 +150,8 @@ class Replayed:
         send_deliveries(app, self.inbox_ids)
 
 
-def replay(session: Session, ctx: SyncContext, letter_id: int) -> Replayed:
+def replay(session: Session, ctx: SyncContext, letter_id: int, *,
+           integration_id: int | None = None) -> Replayed:
     """Queue the letter's work again; ``replay_count`` goes up and ``replayed_at`` is set.
 
     A link's letter makes its lane due from the link's current desired state (a failed lane
@@ -160,10 +161,13 @@ def replay(session: Session, ctx: SyncContext, letter_id: int) -> Replayed:
     event still invalid updates the letter (open again, with the new reason). A delivery's
     letter parses the stored delivery again and, valid now, hands it to the workers.
 
-    ``NotFound`` for an unknown id; ``Conflict`` for a letter resolved or discarded, one whose
+    ``NotFound`` for an unknown id (or one not of ``integration_id``, when given);
+    ``Conflict`` for a letter resolved or discarded, one whose
     integration is disabled or deleted, and one whose link is gone, closed or severed.
     """
     letter = _letter(session, letter_id, lock=True)
+    if integration_id is not None and letter.integration_id != integration_id:
+        raise NotFound(f"no dead letter {letter_id} of integration {integration_id}")
     if letter.discarded_at is not None:
         raise Conflict(f"dead letter {letter.id} was discarded; discarded letters are kept "
                        "for the record and cannot be replayed")

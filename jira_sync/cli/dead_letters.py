@@ -22,7 +22,6 @@ from jira_sync.cli.common import (
     hand_over,
     iso_time,
     load_settings,
-    no_integration,
     preflight,
 )
 
@@ -200,13 +199,10 @@ def _session() -> Iterator[tuple[Settings, Database, Session]]:
 
 
 def _integration_id(session: Session, tenant: str | None) -> int | None:
-    from sqlalchemy import select
-
-    from jira_sync.store.models import Integration
+    """The tenant's integration (a deleted one's letters stay listable), or every letter."""
+    from jira_sync.admin.integrations import by_tenant
 
     if tenant is None:
         return None
-    found = session.scalar(select(Integration.id).where(Integration.tenant == tenant))
-    if found is None:
-        no_integration(tenant)
-    return found
+    with admin_refusals():
+        return by_tenant(session, tenant, deleted=True).id

@@ -8,7 +8,6 @@ from flask import abort
 
 from jira_sync.admin import dead_letters as core
 from jira_sync.admin import jobs
-from jira_sync.admin.errors import NotFound
 from jira_sync.admin.schemas import (
     BulkReplay,
     DeadLetterQuery,
@@ -91,9 +90,7 @@ def show_job(job_id: int) -> tuple[Any, int]:
 
 def _replay(dl_id: int, integration_id: int | None) -> tuple[Any, int]:
     with context.database().unit_of_work() as session:
-        if integration_id is not None and \
-                core.show(session, dl_id)["integration_id"] != integration_id:
-            raise NotFound(f"no dead letter {dl_id} of integration {integration_id}")
-        replayed = core.replay(session, context.sync_context(), dl_id)
+        replayed = core.replay(session, context.sync_context(), dl_id,
+                               integration_id=integration_id)
     hand_over(replayed.send, f"the replay of dead letter {dl_id}")
     return replayed.as_dict(), 202
