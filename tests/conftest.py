@@ -191,3 +191,17 @@ def _pings(port: int) -> bool:
         return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
     except redis.RedisError:
         return False
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failing test that ran service processes shows the end of each one's log: CI keeps
+    only what pytest prints, and the cause of a process test's failure is usually there."""
+    outcome = yield
+    report = outcome.get_result()
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if not report.failed or tmp_path is None:
+        return
+    for log in sorted(Path(tmp_path).glob("*.log")):
+        tail = log.read_text(errors="replace")[-6000:]
+        report.sections.append((f"Captured {log.name} (last 6000 characters)", tail))
