@@ -27,7 +27,10 @@ def _credentials(_ctx: click.Context, _param: click.Parameter, value: str) -> tu
 @click.option("--deployment", type=click.Choice(["cloud", "server"]), default="cloud",
               show_default=True)
 @click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Requests per second before 429 (default: unlimited).")
+              help="Requests per second of each endpoint and method (Server: of each user) "
+                   "before 429; on Cloud also limits writes per issue (default: unlimited).")
+@click.option("--hide-rate-limit", is_flag=True,
+              help="Enforce the rate limit without X-RateLimit-Limit/-Remaining headers.")
 @click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Fraction of API calls that fail; half of them after applying the change.")
 @click.option("--index-lag-ms", type=click.IntRange(min=0), default=1000, show_default=True,
@@ -46,8 +49,9 @@ def _credentials(_ctx: click.Context, _param: click.Parameter, value: str) -> tu
               help="Fraction of webhook deliveries lost (never sent), as a sweep must repair.")
 @click.option("--seed", type=int, default=None,
               help="Makes faults, shuffling and dropped deliveries repeatable.")
-def jira(host: str, port: int, deployment: str, rate_limit: float | None, fail_rate: float,
-         index_lag_ms: int, latency_ms: int, credentials: tuple[str, str], pat: str,
+def jira(host: str, port: int, deployment: str, rate_limit: float | None,
+         hide_rate_limit: bool, fail_rate: float, index_lag_ms: int, latency_ms: int,
+         credentials: tuple[str, str], pat: str,
          webhook_url: str | None, webhook_secret: str | None, webhook_order: str,
          webhook_drop_rate: float, seed: int | None) -> None:
     """A faithful Jira (Cloud REST v3 or Server/DC v2) with an inspection API under /_sim."""
@@ -55,7 +59,8 @@ def jira(host: str, port: int, deployment: str, rate_limit: float | None, fail_r
 
     config = SimulatorConfig(
         deployment=deployment, credentials=credentials, pat=pat, rate_limit=rate_limit,
-        fail_rate=fail_rate, index_lag_ms=index_lag_ms, latency_ms=latency_ms,
+        advertise_rate_limit=not hide_rate_limit, fail_rate=fail_rate,
+        index_lag_ms=index_lag_ms, latency_ms=latency_ms,
         webhook_url=webhook_url, webhook_secret=webhook_secret, webhook_order=webhook_order,
         webhook_drop_rate=webhook_drop_rate, seed=seed)
     click.echo(f"Jira simulator ({deployment}) on http://{host}:{port}", err=True)

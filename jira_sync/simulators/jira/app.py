@@ -1,8 +1,9 @@
 """The WSGI app: Jira's REST API under /rest, the inspection API under /_sim.
 
-Every /rest call goes through the same gate, in Jira's order: logged, delayed, rate limited,
-authenticated, then possibly failed on purpose (before or after the change is applied). Each
-write is logged with whether it changed the site.
+Every /rest call goes through the same gate, in Jira's order: logged, delayed, limited by its
+token bucket, authenticated, limited by the OAuth app's quota and the issue's write limit, then
+possibly failed on purpose (before or after the change is applied). Each write is logged with
+whether it changed the site, each 429 with its reason, each OAuth call with its cost.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from werkzeug.exceptions import HTTPException
 from jira_sync.simulators.jira import api_issues, api_meta, api_search, api_site, sim_api
 from jira_sync.simulators.jira.config import SimulatorConfig
 from jira_sync.simulators.jira.errors import JiraError
-from jira_sync.simulators.jira.faults import Fault, RateDecision, format_rate, reset_time
+from jira_sync.simulators.jira.faults import Fault
+from jira_sync.simulators.jira.ratelimits import (
+    Refusal,
+    call_cost,
+    endpoint_template,
+    limit_headers,
+)
 from jira_sync.simulators.jira.simulator import Simulator, logged_body
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,46 @@ def _endpoint() -> str:
     return (request.endpoint or "").rsplit(".", 1)[-1]
 
 
+def _is_write() -> bool:
+    return request.method in WRITE_METHODS and _endpoint() not in READ_POSTS
+
+
+def _bucket_key(sim: Simulator) -> str:
+    """Cloud keeps a bucket per endpoint and method; Data Center one per user, told apart by
+    the credentials the call bears (checked only afterwards, as the gate's order has it)."""
+    if not sim.cloud:
+        return request.headers.get("Authorization", "")
+    rule = request.url_rule.rule if request.url_rule is not None else "(no such endpoint)"
+    return f"{request.method} {endpoint_template(rule)}"
+
+
+def _written_issue(sim: Simulator) -> str | None:
+    """The id of the existing issue a write targets, whichever key names it (a create targets
+    none; an unknown issue is the view's 404)."""
+    id_or_key = (request.view_args or {}).get("id_or_key")
+    if id_or_key is None or not _is_write():
+        return None
+    try:
+        return sim.store.find(id_or_key).id
+    except JiraError:
+        return None
+
+
+def _quota_or_issue_limit(sim: Simulator) -> Refusal | None:
+    """The OAuth app's quota first: a call it refuses takes no place in the issue's window."""
+    if g.oauth:
+        refused = sim.limits.quota()
+        if refused is not None:
+            return refused
+    issue_id = _written_issue(sim)
+    return None if issue_id is None else sim.limits.issue_write(issue_id)
+
+
+def _refuse(refused: Refusal) -> Response:
+    g.refusal = refused
+    return _json({"errorMessages": ["Rate limit exceeded."], "errors": {}}, 429)
+
+
 def _install_gate(app: Flask, sim: Simulator) -> None:
     @app.before_request
     def _gate() -> Response | None:
@@ -87,10 +134,9 @@ def _install_gate(app: Flask, sim: Simulator) -> None:
         sim.store.watch()
         if sim.config.latency_ms:
             time.sleep(sim.config.latency_ms / 1000)
-        if sim.config.rate_limit is not None:
-            g.rate = sim.limiter.take(sim.config.rate_limit)
-            if not g.rate.allowed:
-                return _json({"errorMessages": ["Rate limit exceeded."], "errors": {}}, 429)
+        g.bucket = sim.limits.burst(_bucket_key(sim))
+        if g.bucket is not None and g.bucket.refusal is not None:
+            return _refuse(g.bucket.refusal)
         g.user = sim.authenticate()
         anonymous = ("Authorization" not in request.headers
                      and _endpoint() in api_site.ANONYMOUS_ENDPOINTS)
@@ -101,6 +147,10 @@ def _install_gate(app: Flask, sim: Simulator) -> None:
                 response.headers["X-Seraph-LoginReason"] = "AUTHENTICATED_FAILED"
             return response
         g.call["actor"] = g.user.name if g.user else None
+        g.oauth = sim.oauth_client() is not None
+        refused = _quota_or_issue_limit(sim)
+        if refused is not None:
+            return _refuse(refused)
         g.fault = sim.faults.draw(sim.config.fail_rate)
         if g.fault is not None and not g.fault.after:
             return Response(status=500)  # replaced below, before anything is changed
@@ -113,17 +163,27 @@ def _install_gate(app: Flask, sim: Simulator) -> None:
             return response
         if sim.config.reply_delay_ms and request.method != "GET":
             time.sleep(sim.config.reply_delay_ms / 1000)
+        refused: Refusal | None = g.get("refusal")
+        near_limit = False
+        if g.get("oauth") and refused is None:
+            call["cost"] = call_cost(_endpoint(), _is_write(), response.status_code,
+                                     response.get_json(silent=True))
+            near_limit = sim.limits.charge(call["cost"])
         fault: Fault | None = g.get("fault")
         if fault is not None:
             call["fault"] = "after" if fault.after else "before"
             response = _fault_response(fault)
-        rate: RateDecision | None = g.get("rate")
-        if rate is not None:
-            _rate_headers(response, rate, sim.cloud)
+        headers = limit_headers(sim.cloud, sim.config.advertise_rate_limit, g.get("bucket"),
+                                refused)
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        if near_limit:
+            response.headers["X-RateLimit-NearLimit"] = "true"
+        call["rate_limit_reason"] = refused.reason if refused is not None else None
         call["status"] = None if fault is not None and fault.kind == "drop" else \
             response.status_code
         call["dropped"] = fault is not None and fault.kind == "drop"
-        if request.method in WRITE_METHODS and _endpoint() not in READ_POSTS:
+        if _is_write():
             call["changed"] = sim.store.changed()
         return response
 
@@ -148,21 +208,6 @@ def _json(body: dict, status: int) -> Response:
     response = jsonify(body)
     response.status_code = status
     return response
-
-
-def _rate_headers(response: Response, rate: RateDecision, cloud: bool) -> None:
-    """Cloud sends the limit and what remains; Data Center's token bucket also says its fill
-    rate and interval (the only headers a client can learn a sustainable rate from)."""
-    limit = format_rate(rate.limit)
-    response.headers["X-RateLimit-Limit"] = limit
-    response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
-    if not cloud:
-        response.headers["X-RateLimit-FillRate"] = limit
-        response.headers["X-RateLimit-Interval-Seconds"] = "1"
-    if not rate.allowed:
-        response.headers["Retry-After"] = str(rate.retry_after)
-        response.headers["RateLimit-Reason"] = "jira-burst-based"
-        response.headers["X-RateLimit-Reset"] = reset_time(rate.retry_after)
 
 
 def _fault_response(fault: Fault) -> Response:

@@ -1,7 +1,9 @@
 """The log of every REST call, in arrival order, for tests to assert on.
 
 A write's ``changed`` says whether it changed anything on the site (null on reads), so a test
-can assert that a client never restates what Jira already holds.
+can assert that a client never restates what Jira already holds. A 429's
+``rate_limit_reason`` says which limit refused it, so tests and benches count 429s per reason;
+an OAuth call's ``cost`` is the quota points it spent.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class CallLog:
     def start(self, method: str, path: str, query: dict[str, Any], body: Any) -> dict:
         record = {"seq": 0, "method": method, "path": path, "query": query, "body": body,
                   "actor": None, "status": None, "fault": None, "dropped": False,
-                  "changed": None,
+                  "changed": None, "rate_limit_reason": None, "cost": None,
                   "time": datetime.now(UTC).isoformat()}
         with self._lock:
             record["seq"] = next(self._sequence)
@@ -37,12 +39,14 @@ class CallLog:
         return record
 
     def select(self, method: str | None = None, path: str | None = None,
-               status: int | None = None) -> list[dict]:
+               status: int | None = None, rate_limit_reason: str | None = None) -> list[dict]:
         with self._lock:
             return [dict(r) for r in self._records
                     if (method is None or r["method"] == method.upper())
                     and (path is None or path_matches(path, r["path"]))
-                    and (status is None or r["status"] == status)]
+                    and (status is None or r["status"] == status)
+                    and (rate_limit_reason is None
+                         or r["rate_limit_reason"] == rate_limit_reason)]
 
     def reset(self) -> None:
         with self._lock:

@@ -115,11 +115,15 @@ DEFAULT_WEBHOOK_EVENTS = (
 
 # Settings /_sim/config may change while the simulator runs.
 RUNTIME_SETTINGS = (
-    "fail_rate", "rate_limit", "index_lag_ms", "latency_ms", "reply_delay_ms", "webhook_url",
-    "webhook_secret", "webhook_order", "webhook_retry_delay_ms", "webhook_events",
-    "comment_issue_updated", "webhook_drop_rate",
+    "fail_rate", "rate_limit", "advertise_rate_limit", "issue_write_limits", "index_lag_ms",
+    "latency_ms", "reply_delay_ms", "webhook_url", "webhook_secret", "webhook_order",
+    "webhook_retry_delay_ms", "webhook_events", "comment_issue_updated", "webhook_drop_rate",
+    "oauth_client_id", "oauth_token", "quota_points", "quota_scope",
 )
 WEBHOOK_ORDERS = ("inorder", "shuffle", "duplicate")
+QUOTA_SCOPES = ("global", "tenant")
+# Cloud's per-issue write limit: (writes, seconds) windows, every one enforced at once.
+ISSUE_WRITE_LIMITS = ((20, 2.0), (100, 30.0))
 
 
 @dataclass
@@ -127,7 +131,20 @@ class SimulatorConfig:
     deployment: str = "cloud"  # "cloud" -> /rest/api/3 (ADF); "server" -> /rest/api/2 (wiki)
     credentials: tuple[str, str] = ("svc@example.com", "tok-123")  # the service account
     pat: str = "pat-123"  # the service account's Bearer token, server only
-    rate_limit: float | None = None  # requests per second, None = unlimited
+    # Requests per second of each endpoint's (Cloud) or each user's (Server) token bucket;
+    # it also turns on Cloud's per-issue write limit. None: no request-rate limit at all.
+    rate_limit: float | None = None
+    # Off: limits are enforced but answers hide them (no X-RateLimit-Limit/-Remaining, nor
+    # Data Center's fill rate), for a client that must discover the limit from its 429s.
+    advertise_rate_limit: bool = True
+    issue_write_limits: tuple[tuple[int, float], ...] = ISSUE_WRITE_LIMITS  # () switches off
+    # OAuth (3LO) app traffic, Cloud only: a call bearing ``oauth_token`` acts as the service
+    # account for the app ``oauth_client_id`` and spends the app's hourly points quota
+    # (``quota_points``, in one pool for every site of the app, or one per site).
+    oauth_client_id: str = "client-123"
+    oauth_token: str | None = None  # None: no OAuth traffic, so no quota
+    quota_points: int = 65000  # Tier 1, the global pool's default
+    quota_scope: str = "global"  # "global" | "tenant"
     fail_rate: float = 0.0  # fraction of /rest calls that fail, half of them after applying
     index_lag_ms: int = 1000  # a new issue becomes searchable this long after its creation
     latency_ms: int = 0
@@ -167,6 +184,18 @@ def validate_runtime(config: SimulatorConfig) -> None:
             raise ValueError(f"{name} must be between 0 and 1")
     if config.rate_limit is not None and config.rate_limit <= 0:
         raise ValueError("rate_limit must be positive (or None for unlimited)")
+    if not all(isinstance(count, int) and count >= 1 and seconds > 0
+               for count, seconds in config.issue_write_limits):
+        raise ValueError("issue_write_limits: [writes, seconds] pairs, each positive")
+    if config.quota_scope not in QUOTA_SCOPES:
+        raise ValueError(f"quota_scope must be one of {', '.join(QUOTA_SCOPES)}")
+    if config.quota_points < 1:
+        raise ValueError("quota_points must be positive")
+    if config.oauth_token is not None:
+        if config.deployment != "cloud":
+            raise ValueError("oauth_token is Cloud only (Server takes PATs as Bearer tokens)")
+        if not config.oauth_token.strip():
+            raise ValueError("oauth_token must not be empty (None for no OAuth traffic)")
     if config.webhook_order not in WEBHOOK_ORDERS:
         raise ValueError(f"webhook_order must be one of {', '.join(WEBHOOK_ORDERS)}")
     for name in ("index_lag_ms", "latency_ms", "reply_delay_ms", "webhook_retry_delay_ms"):

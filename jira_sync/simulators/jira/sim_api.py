@@ -2,7 +2,8 @@
 
 Path filters on calls are exact unless they contain a glob character: ``*`` matches anything,
 ``/`` included (``/rest/api/3/issue/*/comment`` or ``/rest/api/3/issue*``). People working in
-Jira act through ``people``, registered here too.
+Jira act through ``people``, registered here too. ``/_sim/quota`` moves the OAuth app's hourly
+points so that a test of the quota need not spend 65,000 points or wait for the hour.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def blueprint(sim: Simulator) -> Blueprint:
 
     def call_filters() -> dict:
         return {"method": request.args.get("method"), "path": request.args.get("path"),
-                "status": request.args.get("status", type=int)}
+                "status": request.args.get("status", type=int),
+                "rate_limit_reason": request.args.get("rate_limit_reason")}
 
     @bp.get("/issues")
     def issues():
@@ -62,6 +64,13 @@ def blueprint(sim: Simulator) -> Blueprint:
                               f"Changeable: {', '.join(RUNTIME_SETTINGS)}.")
         if "webhook_events" in changes:
             changes["webhook_events"] = tuple(changes["webhook_events"] or ())
+        if "issue_write_limits" in changes:
+            try:
+                changes["issue_write_limits"] = tuple(
+                    (count, seconds) for count, seconds in changes["issue_write_limits"] or ())
+            except (TypeError, ValueError):
+                raise bad_request(None, "issue_write_limits: a list of [writes, seconds] "
+                                  "pairs.") from None
         try:
             dataclasses.replace(sim.config, **changes)  # validates the combination
         except (TypeError, ValueError) as exc:
@@ -69,6 +78,26 @@ def blueprint(sim: Simulator) -> Blueprint:
         for name, value in changes.items():
             setattr(sim.config, name, value)
         return jsonify(_config(sim))
+
+    @bp.get("/quota")
+    def get_quota():
+        return jsonify(sim.limits.quota_state())
+
+    @bp.post("/quota")
+    def set_quota():
+        changes = json_body()
+        if not isinstance(changes, dict) or set(changes) - {"used", "reset_in_seconds"}:
+            raise bad_request(None, "Send {\"used\": N} and/or {\"reset_in_seconds\": S}: "
+                              "the points used this window, and when the window ends.")
+        used, reset_in = changes.get("used"), changes.get("reset_in_seconds")
+        if used is not None and (isinstance(used, bool) or not isinstance(used, int)
+                                 or used < 0):
+            raise bad_request(None, "used: a whole number of points, 0 or more.")
+        if reset_in is not None and (isinstance(reset_in, bool)
+                                     or not isinstance(reset_in, int | float) or reset_in < 0):
+            raise bad_request(None, "reset_in_seconds: a number of seconds, 0 or more.")
+        sim.limits.quota_pool().set(used, reset_in)
+        return jsonify(sim.limits.quota_state())
 
     @bp.get("/switches")
     def get_switches():

@@ -1,9 +1,10 @@
-"""One simulated Jira site: its configuration, content, call log, limiter and webhook sender."""
+"""One simulated Jira site: its configuration, content, call log, limits and webhook sender."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 from dataclasses import replace
 from typing import Any
@@ -14,7 +15,8 @@ from jira_sync.simulators.jira.calls import CallLog
 from jira_sync.simulators.jira.catalog import Catalog
 from jira_sync.simulators.jira.config import SimulatorConfig, UserDef
 from jira_sync.simulators.jira.errors import JiraError
-from jira_sync.simulators.jira.faults import FaultInjector, RateLimiter
+from jira_sync.simulators.jira.faults import FaultInjector
+from jira_sync.simulators.jira.ratelimits import SiteLimits
 from jira_sync.simulators.jira.render import Renderer
 from jira_sync.simulators.jira.store import Actor, IssueStore
 from jira_sync.simulators.jira.webhooks import WebhookDispatcher
@@ -27,7 +29,7 @@ class Simulator:
         self.dispatcher = WebhookDispatcher(self.config)
         self.store = IssueStore(self.config, self.catalog, self.dispatcher)
         self.calls = CallLog()
-        self.limiter = RateLimiter()
+        self.limits = SiteLimits(self.config)
         self.faults = FaultInjector(self.config.seed)
 
     @property
@@ -35,12 +37,13 @@ class Simulator:
         return self.config.deployment == "cloud"
 
     def reset(self) -> None:
-        """Forget issues, calls, deliveries, counters and switches; keep the configuration."""
+        """Forget issues, calls, deliveries, counters, limits spent and switches; keep the
+        configuration."""
         self.catalog.switches.reset()
         self.store.reset()
         self.calls.reset()
         self.dispatcher.reset()
-        self.limiter.reset()
+        self.limits.reset()
         self.faults.reset()
 
     def close(self) -> None:
@@ -64,7 +67,19 @@ class Simulator:
             return self.catalog.user_by_login(login, secret, self.config.deployment)
         if scheme.lower() == "bearer" and not self.cloud:
             return self.catalog.user_by_pat(value.strip())
+        if self.oauth_client() is not None:
+            return self.catalog.service
         return None
+
+    def oauth_client(self) -> str | None:
+        """The OAuth app whose access token the call bears (Cloud), whose quota it spends."""
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        token = self.config.oauth_token
+        if scheme.lower() != "bearer" or token is None or not self.cloud:
+            return None
+        if not hmac.compare_digest(value.strip().encode(), token.encode()):
+            return None
+        return self.config.oauth_client_id
 
     def renderer(self) -> Renderer:
         """The representation of the API version called: Cloud also answers a few reads under
