@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import intake, outbound, webhooks
+from bench import intake, outbound, rate_limits, webhooks
 
 
 def _intake() -> bool:
@@ -18,7 +18,7 @@ def _intake() -> bool:
 
 def main() -> int:
     results = [_intake(), outbound.report(outbound.run()),
-               webhooks.report(webhooks.receiving(), webhooks.draining())]
+               webhooks.report(webhooks.receiving(), webhooks.draining()), rate_limits.run()]
     return 0 if all(results) else 1
 
 

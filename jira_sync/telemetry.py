@@ -13,6 +13,7 @@ paused integrations) are not kept here but read at scrape time
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,8 +46,18 @@ class _Metrics:
     sync_latency: Any
 
 
-@cache
+_CREATING = threading.Lock()
+
+
 def _metrics() -> _Metrics:
+    # Threads (the web's, a client's) may touch the first metric at once: registering the
+    # same series twice raises, so one of them creates them all.
+    with _CREATING:
+        return _created()
+
+
+@cache
+def _created() -> _Metrics:
     from prometheus_client import Counter, Gauge, Histogram
 
     return _Metrics(

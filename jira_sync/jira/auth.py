@@ -8,6 +8,10 @@ from typing import Protocol
 
 
 class Auth(Protocol):
+    # The OAuth app the calls are made as: its hourly points quota covers them. API tokens
+    # and PATs are exempt (None).
+    app: str | None
+
     def headers(self) -> dict[str, str]: ...
 
     def on_unauthorized(self) -> bool:
@@ -17,6 +21,8 @@ class Auth(Protocol):
 
 class BasicAuth:
     """Jira Cloud e-mail + API token (also Server/DC user + password)."""
+
+    app = None
 
     def __init__(self, email: str, token: str) -> None:
         raw = f"{email}:{token}".encode()
@@ -35,6 +41,8 @@ class BasicAuth:
 
 class BearerAuth:
     """Server/DC personal access token."""
+
+    app = None
 
     def __init__(self, token: str) -> None:
         self._header = f"Bearer {token}"

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from jira_sync import telemetry
 from jira_sync.jira.auth import Auth
-from jira_sync.jira.limiter import RateLimiter, learned_rate
+from jira_sync.jira.limiter import LIMITER_PAUSE, QUOTA_PAUSE, Call, RateLimiter, advertised_rate
 from jira_sync.remote import (
     DEFAULT_POLICY,
     NotFound,
@@ -100,14 +100,15 @@ class JiraClient:
     def __init__(self, site: JiraSite, auth: Auth, *, limiter: RateLimiter | None = None,
                  rate_limit: float | None = None, policy: RetryPolicy = DEFAULT_POLICY,
                  session: requests.Session | None = None) -> None:
-        """``rate_limit`` is the site's pace in calls per second until Jira says otherwise
-        (a 429 halves it, Data Center's token-bucket headers replace it); it needs a
+        """``rate_limit`` is each bucket's starting pace in calls per second, until Jira
+        advertises its limit or a 429 shows it (jira_sync/jira/limiter.py); it needs a
         ``limiter`` shared with the other processes."""
         self.site, self._auth, self._limiter, self.policy = site, auth, limiter, policy
         self._rate_limit = rate_limit
         self._session = session or http_session(site.base_url)
-        self._known_rate: float | None = None
-        self._rate_told_at = 0.0
+        # The rate each bucket last advertised, and when the limiter was told it.
+        self._told: dict[str, float] = {}
+        self._told_at: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"JiraClient({self.site.base_url!r}, {self.site.deployment})"
@@ -131,12 +132,14 @@ class JiraClient:
                   json: Any, params: Mapping[str, Any] | None) -> requests.Response:
         url = f"{self.site.base_url}{self.site.api}{path}"
 
+        limited = Call(self.site.base_url, method, path, self.site.deployment, self._auth.app)
+
         def send() -> requests.Response:
-            self._wait_for_slot(what)
+            busy = self._wait_for_slot(limited, what)
             response = self._send(method, path, url, json, params)
             if response.status_code == 401 and self._auth.on_unauthorized():
                 response = self._send(method, path, url, json, params)
-            self._learn(response)
+            self._learn(limited, response, busy)
             return response
 
         return call(send, what=what, idempotent=idempotent, reason_of=jira_reason,
@@ -158,38 +161,46 @@ class JiraClient:
             telemetry.jira_rate_limited(response.headers.get("RateLimit-Reason"))
         return response
 
-    def _wait_for_slot(self, what: str) -> None:
+    def _wait_for_slot(self, limited: Call, what: str) -> bool:
+        """Wait for the call's slot; True when it had to (its bucket is busy). A pause of
+        its issue or quota holds no slot, so its end is waited for before reserving one."""
         if self._limiter is None:
-            return
-        try:
-            wait = self._limiter.reserve(self.site.base_url, self._rate_limit,
-                                         self.policy.max_inline_wait_seconds)
-        except LIMITER_FAILURES as exc:
-            raise TransientError(f"{what}: rate limiter unavailable ({type(exc).__name__})") \
-                from None
-        if wait > self.policy.max_inline_wait_seconds:
-            raise RateLimited(f"{what}: waiting {wait:.1f}s for the shared Jira rate limit",
-                              retry_after=wait, limit_reason="jira-sync-limiter")
-        if wait > 0:
-            telemetry.limiter_waited(wait)
-            time.sleep(wait)
+            return False
+        while True:
+            try:
+                slot = self._limiter.reserve(limited, self._rate_limit,
+                                             self.policy.max_inline_wait_seconds)
+            except LIMITER_FAILURES as exc:
+                raise TransientError(f"{what}: rate limiter unavailable "
+                                     f"({type(exc).__name__})") from None
+            if slot.wait > self.policy.max_inline_wait_seconds:
+                reason = "Jira's hourly quota" if slot.quota else "the shared Jira rate limit"
+                raise RateLimited(f"{what}: waiting {slot.wait:.1f}s for {reason}",
+                                  retry_after=slot.wait,
+                                  limit_reason=QUOTA_PAUSE if slot.quota else LIMITER_PAUSE)
+            if slot.wait > 0:
+                telemetry.limiter_waited(slot.wait)
+                time.sleep(slot.wait)
+            if slot.reserved:
+                return slot.wait > 0
 
-    def _learn(self, response: requests.Response) -> None:
+    def _learn(self, limited: Call, response: requests.Response, busy: bool) -> None:
         if self._limiter is None:
             return
+        status, headers = response.status_code, response.headers
+        told = advertised_rate(headers)
+        if status != 429 and told is not None and told == self._told.get(limited.bucket) \
+                and time.monotonic() - self._told_at.get(limited.bucket, 0) < 60:
+            return  # Told already; told again now and then so the pace does not expire.
+        if not RateLimiter.worth_telling(status, headers, busy):
+            return
         try:
-            if response.status_code == 429:
-                # A per-issue limit concerns one issue: the rest of the site goes on.
-                per_issue = response.headers.get("RateLimit-Reason") == "jira-per-issue-on-write"
-                self._limiter.throttled(self.site.base_url, self._rate_limit,
-                                        retry_after_seconds(response), pause_site=not per_issue)
-            rate = learned_rate(response.headers)
-            # Told again now and then, so the shared rate does not expire while in use.
-            if rate and (rate != self._known_rate or time.monotonic() - self._rate_told_at > 60):
-                self._limiter.set_rate(self.site.base_url, rate)
-                self._known_rate, self._rate_told_at = rate, time.monotonic()
+            self._limiter.answered(limited, self._rate_limit, status, headers,
+                                   retry_after_seconds(response), busy)
         except LIMITER_FAILURES:
-            pass  # Learning is best effort; the next response teaches the same.
+            return  # Learning is best effort; the next answer teaches the same.
+        if told is not None:
+            self._told[limited.bucket], self._told_at[limited.bucket] = told, time.monotonic()
 
     # -- account and project ----------------------------------------------------------
 

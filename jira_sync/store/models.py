@@ -319,13 +319,12 @@ class QueueHeartbeat(Base):
 
 
 class RateLimitState(Base):
-    """The shared pace of calls to one Jira site, where the broker is not Redis."""
+    """The shared state of the Jira rate limiter (a bucket's pace, or a pause), where the
+    broker is not Redis; ``jira_sync.jira.limiter`` reads and writes ``state``."""
 
     __tablename__ = "rate_limits"
 
-    site: Mapped[str] = mapped_column(String(2048), primary_key=True)
-    # Theoretical arrival time (GCRA), pause end and rate expiry, as Unix seconds.
-    next_slot: Mapped[float] = mapped_column(Double, default=0.0)
-    paused_until: Mapped[float] = mapped_column(Double, default=0.0)
-    rate_per_second: Mapped[float | None] = mapped_column(Double)
-    rate_until: Mapped[float] = mapped_column(Double, default=0.0)
+    key: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    # Unix seconds after which nobody needs the row any more (pruned).
+    expires_at: Mapped[float] = mapped_column(Double)

@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 from config import logging as service_logging
 from jira_sync import telemetry
 from jira_sync.events.qalita_event import load_issue
+from jira_sync.jira.limiter import LIMITER_PAUSE, QUOTA_PAUSE
 from jira_sync.mapping import DesiredIssue, Mapping, desired_issue, marker_label
-from jira_sync.remote import RemoteError, TransientError
+from jira_sync.remote import RateLimited, RemoteError, TransientError
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.sync import leases, pauses
@@ -286,32 +287,42 @@ def _finish_inbound(session: Session, work: Work, link: IssueLink, state: str | 
 
 def park(ctx: SyncContext, work: Work, error: TransientError) -> list[Due]:
     """Wait with capped, jittered backoff (never less than Retry-After), then try again;
-    past the maximum age the link (or its inbound lane) becomes a dead letter."""
+    past the maximum age the link (or its inbound lane) becomes a dead letter. Work parked by
+    the limiter (its own pace, or a quota's pause until the reset) is waiting, not failing:
+    it counts no attempt and never ages into a dead letter."""
     work.done = True
     now = utcnow()
     attempts, first, wake = LANES[work.inbound]
+    waiting = isinstance(error, RateLimited) and error.limit_reason in (LIMITER_PAUSE,
+                                                                         QUOTA_PAUSE)
     with ctx.database.unit_of_work() as session:
         link = _link(session, work)
         if link is None:
             return []
         persist(session, work, link)
-        setattr(link, attempts, getattr(link, attempts) + 1)
-        setattr(link, first, getattr(link, first) or now)
-        age = (now - getattr(link, first)).total_seconds()
-        if age > ctx.timings.max_retry_age_seconds:
-            leases.release(session, [work.link_id], work.owner)
-            letter_for(session, work, error, "retries_exhausted",
-                       f"still failing after {age / 3600:.1f} h: {error.reason}")
-            _failed(work, link, error.reason)
-            return []
-        delay = min(ctx.timings.backoff_cap_seconds,
-                    ctx.timings.backoff_base_seconds * 2 ** min(getattr(link, attempts) - 1, 30))
-        delay = max(delay * (0.5 + random.random() / 2), error.retry_after or 0.0)
+        if waiting:
+            delay = (error.retry_after or 0.0) + random.random()
+            message = f"waiting {delay:.1f}s: {error.reason}"
+        else:
+            setattr(link, attempts, getattr(link, attempts) + 1)
+            setattr(link, first, getattr(link, first) or now)
+            age = (now - getattr(link, first)).total_seconds()
+            if age > ctx.timings.max_retry_age_seconds:
+                leases.release(session, [work.link_id], work.owner)
+                letter_for(session, work, error, "retries_exhausted",
+                           f"still failing after {age / 3600:.1f} h: {error.reason}")
+                _failed(work, link, error.reason)
+                return []
+            delay = min(ctx.timings.backoff_cap_seconds, ctx.timings.backoff_base_seconds
+                        * 2 ** min(getattr(link, attempts) - 1, 30))
+            delay = max(delay * (0.5 + random.random() / 2), error.retry_after or 0.0)
+            message = (f"attempt {getattr(link, attempts)} failed, next in {delay:.1f}s: "
+                       f"{error.reason}")
         setattr(link, wake, now + timedelta(seconds=delay))
         log(session, work.integration.id, "inbound" if work.inbound else "flush",
-            "rate_limited" if error.status == 429 else "retry",
-            f"attempt {getattr(link, attempts)} failed, next in {delay:.1f}s: {error.reason}",
-            link_id=work.link_id, level="warning", status=error.status)
+            "rate_limited" if error.status == 429 or waiting else "retry", message,
+            link_id=work.link_id, level="info" if waiting else "warning",
+            status=error.status)
         leases.release(session, [work.link_id], work.owner)
         return [Due(link.id, getattr(link, wake), inbound=work.inbound)]
 
