@@ -20,7 +20,7 @@ install: $(STAMP) ## Create .venv and install the service with its dev tools
 lint: $(STAMP) ## Ruff over the code base
 	$(VENV)/bin/ruff check .
 
-test: lint ## Lint, then the whole test suite (needs Postgres and Redis: see `make services`)
+test: lint ## Lint, then the whole test suite (needs Postgres, Redis and RabbitMQ: see `make services`)
 	$(VENV)/bin/pytest
 
 demo: $(STAMP) ## The whole system on embedded defaults (no external service needed)
@@ -38,7 +38,7 @@ flower: $(STAMP) ## Flower on 127.0.0.1:5555 against BROKER (default the local R
 	JIRA_SYNC_BROKER_URL=$(BROKER) $(VENV)/bin/celery -A worker.celery_app:app flower \
 	  --address=127.0.0.1 --port=5555
 
-services: ## Start the local Postgres and Redis when they are down
+services: ## Start the local Postgres, Redis and RabbitMQ when they are down
 	bash .ci/services
 
 .PHONY: help install lint test demo run bench flower services

@@ -40,11 +40,16 @@ PROBE_TASK = "jira_sync.probe_paused"
 # Admin jobs (a bulk replay): on the maintenance queue, as they call no remote themselves.
 JOB_TASK = "jira_sync.run_job"
 MAINTENANCE_QUEUE = "jira_sync.maintenance"
-# Upper bounds that every countdown and time limit in the code base stays under: a Redis
-# message is redelivered after the visibility timeout, so a countdown must end well before.
+# Upper bounds that every countdown and time limit in the code base stays under. A worker
+# holds a message that waits for its countdown unacknowledged, and both brokers bound that:
+# Redis delivers it again after the visibility timeout, and RabbitMQ closes the channel of a
+# delivery left unacknowledged past its consumer_timeout (30 min unless the node sets
+# otherwise). A countdown and the run after it (the task time limit) must end well before
+# either, so the cap, not the broker, decides when a long wait is looked at again.
 MAX_COUNTDOWN_SECONDS = 900
 VISIBILITY_TIMEOUT_SECONDS = 3600
 BROKER_SOCKET_TIMEOUT_SECONDS = 10
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 
 
 def transport_options(broker_url: str) -> dict[str, Any]:
@@ -58,6 +63,11 @@ def transport_options(broker_url: str) -> dict[str, Any]:
             "health_check_interval": 25,
             "retry_on_timeout": True,
         }
+    if scheme in AMQP_SCHEMES:
+        # Each publish waits for RabbitMQ's confirm: a message the broker refuses (a full
+        # queue, a size limit) fails the sender instead of vanishing, and the sender's stored
+        # work is then found by the sweep.
+        return {"confirm_publish": True}
     if scheme == "filesystem":
         # The embedded broker of the demo: the URL path is the spool folder.
         folder = Path(urlsplit(broker_url).path or var_dir() / "broker")
@@ -73,6 +83,14 @@ def transport_options(broker_url: str) -> dict[str, Any]:
             "polling_interval": 0.1,
         }
     return {}
+
+
+def queue_depth(app: Any, queue: str) -> int:
+    """Messages ready on ``queue``, not counting those a worker holds (Redis and RabbitMQ
+    agree on that); raises when the broker cannot say, e.g. RabbitMQ for a queue nobody has
+    declared yet."""
+    with app.connection_for_read() as connection:
+        return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
 
 
 def send_flushes(app: Any, dues: Iterable[Due]) -> None:

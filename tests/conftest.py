@@ -1,8 +1,11 @@
-"""Test resources: a Postgres database and a Redis db index of this run's own, cleaned up after.
+"""Test resources: a Postgres database, and a Redis db index or a RabbitMQ virtual host, of
+the run's or the test's own, cleaned up after.
 
-Postgres and Redis are the real local servers (``make services`` starts them). Each run
-creates a migrated template database; tests that need a clean database get a copy of it,
-so tests can run in any order and twice in a row.
+Postgres, Redis and RabbitMQ are the real local servers (``make services`` starts them). Each
+run creates a migrated template database; tests that need a clean database get a copy of it,
+so tests can run in any order and twice in a row. A module marked ``both_brokers`` runs each
+of its tests that uses the broker twice: on Redis, and on RabbitMQ in a virtual host of the
+test's own (``-m rabbitmq`` selects those variants, ``-m "not rabbitmq"`` leaves them out).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from jira_sync.store import migrate
 from jira_sync.store.db import Database
+from tests.support import rabbitmq
 from tests.support.processes import clean_env, free_port
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -129,10 +133,77 @@ def redis_db() -> Iterator[int]:
     admin.delete(f"jira_sync:test-claim:{index}")
 
 
+BROKERS = [pytest.param("redis", id="redis"),
+           pytest.param("rabbitmq", id="rabbitmq", marks=pytest.mark.rabbitmq)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_brokers(own_broker={fixture: param}): each test of the module that "
+        "uses the broker runs on Redis and on RabbitMQ; own_broker names the parameters "
+        "with which the test brings a broker of its own (no RabbitMQ variant then)")
+    config.addinivalue_line("markers", "rabbitmq: the variant of a test that runs on RabbitMQ")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if (metafunc.definition.get_closest_marker("both_brokers")
+            and "broker_url" in metafunc.fixturenames):
+        metafunc.parametrize("broker", BROKERS, indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A RabbitMQ variant of a test that brings its own broker would repeat the Redis one (or
+    start a Redis anyway): skipped, saying why."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("broker") != "rabbitmq":
+            continue
+        marker = item.get_closest_marker("both_brokers")
+        own = (marker.kwargs.get("own_broker") or {}) if marker else {}
+        if "own_redis" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.skip(
+                reason="Redis only: the test stops and starts a redis-server of its own"))
+        elif own and all(params.get(name) == value for name, value in own.items()):
+            item.add_marker(pytest.mark.skip(
+                reason=f"with {own} the test runs on a broker of its own, as on Redis"))
+
+
 @pytest.fixture
-def broker_url(redis_db: int) -> str:
-    """The run's Redis db, emptied for this test."""
-    url = f"{REDIS_URL}/{redis_db}"
+def broker(request: pytest.FixtureRequest) -> str:
+    """Which broker this test runs on: Redis, unless ``both_brokers`` asks for RabbitMQ."""
+    return getattr(request, "param", "redis")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhosts() -> Iterator[list[subprocess.Popen]]:
+    """The node checked once per run; the removals of the tests' virtual hosts, which run
+    while the next tests do and are awaited at the end."""
+    problem = rabbitmq.available()
+    if problem:
+        pytest.exit(f"RabbitMQ is not usable ({problem}); run `make services`, or leave its "
+                    'tests out with -m "not rabbitmq"', returncode=3)
+    removals: list[subprocess.Popen] = []
+    yield removals
+    for removal in removals:
+        removal.wait(timeout=60)
+
+
+@pytest.fixture
+def rabbitmq_vhost(rabbitmq_vhosts: list[subprocess.Popen]) -> Iterator[str]:
+    """A RabbitMQ virtual host of this test's own (removed after it, with its queues)."""
+    name = f"jira_sync_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    rabbitmq.add_vhost(name)
+    yield name
+    rabbitmq_vhosts.append(rabbitmq.delete_vhost_in_background(name))
+
+
+@pytest.fixture
+def broker_url(broker: str, request: pytest.FixtureRequest) -> str:
+    """This test's broker, empty: the run's Redis db, flushed, or a RabbitMQ virtual host of
+    the test's own."""
+    if broker == "rabbitmq":
+        return f"{rabbitmq.RABBITMQ_URL}/{request.getfixturevalue('rabbitmq_vhost')}"
+    url = f"{REDIS_URL}/{request.getfixturevalue('redis_db')}"
     redis.Redis.from_url(url).flushdb()
     return url
 

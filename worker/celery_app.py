@@ -4,7 +4,9 @@ Reliability choices (see docs/operations.md and shared anchors R1-R19): late ack
 requeue on worker loss because every task is idempotent behind the database; prefetch 1
 because tasks call slow remote APIs; no result backend because outcomes live in our tables;
 a visibility timeout longer than any countdown or time limit so Redis never redelivers a
-message that is merely waiting or still running.
+message that is merely waiting or still running. On RabbitMQ (docs/scaling.md): classic
+durable queues, persistent messages, publisher confirms (jira_sync/broker.py), and
+heartbeats so that the node hands a vanished worker's unacknowledged messages on.
 """
 
 from __future__ import annotations
@@ -12,14 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, signals
-from kombu import Exchange, Queue
 
 from config import logging as service_logging
 from config.settings import Settings, secret_values
 from jira_sync import telemetry
 from jira_sync.broker import (
     BROKER_SOCKET_TIMEOUT_SECONDS,
-    VISIBILITY_TIMEOUT_SECONDS,
     transport_options,
 )
 from worker import metrics, queues, runtime
@@ -27,6 +27,10 @@ from worker import metrics, queues, runtime
 # Upper bounds that every countdown and time limit in the code base stays under.
 TASK_SOFT_TIME_LIMIT = 240
 TASK_TIME_LIMIT = 300
+# The heartbeat timeout of the worker's AMQP connection (RabbitMQ; Redis has none): a worker
+# host that vanished without closing its connection is noticed within about that, and the
+# messages it held go back to their queue then, rather than at the node's consumer_timeout.
+BROKER_HEARTBEAT_SECONDS = 60
 
 TASK_MODULES = ("worker.tasks.admin", "worker.tasks.inbound", "worker.tasks.maintenance",
                 "worker.tasks.outbound", "worker.tasks.qalita")
@@ -46,11 +50,10 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.update(
         broker_url=settings.broker_url,
         broker_transport_options=options,
-        visibility_timeout=VISIBILITY_TIMEOUT_SECONDS,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_connection_timeout=BROKER_SOCKET_TIMEOUT_SECONDS,
-        broker_heartbeat=None,
+        broker_heartbeat=BROKER_HEARTBEAT_SECONDS,
         result_backend=None,
         task_ignore_result=True,
         task_serializer="json",
@@ -60,8 +63,8 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         task_time_limit=TASK_TIME_LIMIT,
         task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
-        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)
-                     for name in queues.ALL],
+        task_queues=queues.declarations(),
+        task_default_delivery_mode="persistent",
         task_default_queue=queues.MAINTENANCE,
         task_routes=(route,),
         task_create_missing_queues=False,

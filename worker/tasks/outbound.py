@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from jira_sync import intake
-from jira_sync.broker import FLUSH_TASK, PROBE_TASK
+from jira_sync.broker import FLUSH_TASK, PROBE_TASK, queue_depth
 from jira_sync.store.types import utcnow
 from jira_sync.sync import outbound, pauses, sweep
 from jira_sync.sync.state import Due
@@ -72,9 +72,7 @@ def queue_backlog(queue: str) -> int:
     checked, count = _backlog.get(queue, (0.0, 0))
     if time.monotonic() - checked > BACKLOG_CHECK_SECONDS:
         try:
-            with app.connection_for_read() as connection:
-                count = connection.default_channel.queue_declare(
-                    queue=queue, passive=True).message_count
+            count = queue_depth(app, queue)
         except Exception as exc:  # A guess only: never a reason to fail the caller.
             logger.debug("backlog of %s unknown: %s", queue, type(exc).__name__)
             count = 0
