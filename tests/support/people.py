@@ -29,6 +29,12 @@ class People:
         assert response.status_code == 201, response.text
         return response.json()["event"]["issue"]
 
+    def qalita_change(self, issue_id: int, **changes: Any) -> None:
+        """A QALITA user changes an issue (QALITA publishes its event)."""
+        response = requests.patch(f"{self.qalita.base_url}/_sim/issues/{issue_id}",
+                                  json=changes, timeout=10)
+        assert response.status_code == 200, response.text
+
     def qalita_issue(self, issue_id: int) -> dict[str, Any]:
         return requests.get(f"{self.qalita.base_url}/_sim/issues/{issue_id}", timeout=10).json()
 

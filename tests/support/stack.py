@@ -40,15 +40,20 @@ class Stack(People):
         self.processes: list[ServiceProcess] = []
         self.webhook_url = f"http://127.0.0.1:{self.web_port}/api/v2/integrations/jira/webhook"
 
-    def start(self, kind: str, name: str = "1", **env: str) -> ServiceProcess:
+    def start(self, kind: str, name: str = "1", *, ready: str | None = None,
+              **env: str) -> ServiceProcess:
+        """Start a process and wait until it is ready: a web answers on its port, a worker
+        logs ``ready.``, a beat the ``ready`` pattern (by default, that it holds the lock)."""
         args = [kind] + (["--hostname", f"{name}@%h"] if kind == "worker" else [])
         process = ServiceProcess(args, {**self.env, **env},
                                  self.tmp_path / f"{kind}-{name}-{len(self.processes)}.log")
         self.processes.append(process)
         if kind == "web":
-            process.wait_http(f"http://127.0.0.1:{self.web_port}/healthz", 60)
+            port = env.get("JIRA_SYNC_WEB_PORT", self.web_port)
+            process.wait_http(f"http://127.0.0.1:{port}/healthz", 60)
         else:
-            process.wait_for(r"ready\." if kind == "worker" else r"beat: lock acquired", 60)
+            process.wait_for(ready or (r"ready\." if kind == "worker"
+                                       else r"beat: lock acquired"), 60)
         return process
 
     def up(self, *, beat: bool = True, workers: int = 1) -> None:

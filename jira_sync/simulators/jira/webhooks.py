@@ -208,7 +208,8 @@ class WebhookDispatcher:
             digest = hmac.new(config.webhook_secret.encode(), delivery.body, hashlib.sha256)
             headers["X-Hub-Signature"] = f"sha256={digest.hexdigest()}"
         record = {"attempt": number, "at": datetime.now(UTC).isoformat(), "status": None,
-                  "error": None, "retry_header": headers.get("X-Atlassian-Webhook-Retry")}
+                  "error": None, "retry_header": headers.get("X-Atlassian-Webhook-Retry"),
+                  "url": config.webhook_url}
         started = time.monotonic()
         try:
             if not config.webhook_url:
