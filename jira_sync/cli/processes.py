@@ -21,7 +21,8 @@ def web() -> None:
 @click.command(context_settings=PASS_THROUGH)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(celery_args: tuple[str, ...]) -> None:
-    """Run a Celery worker on every queue; extra arguments go to `celery worker`."""
+    """Run a Celery worker on every queue (`-Q` names others); extra arguments go to
+    `celery worker`."""
     settings = load_settings(needs_secret_key=True)
     preflight(settings)
     from worker import metrics, queues
