@@ -22,17 +22,16 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from jira_sync.events.jira_webhook import InvalidWebhook, JiraWebhook, parse_issue
 from jira_sync.jira import jql
 from jira_sync.jira.client import BULK_FETCH_LIMIT, JiraClient, JiraSite
 from jira_sync.jira.connect import auth_for
+from jira_sync.jira.limiter import Call
 from jira_sync.remote import NotFound, PermanentError
 from jira_sync.store.models import Integration, IssueLink
 from jira_sync.store.types import utcnow
-from jira_sync.sync import echoes, lifecycle, pauses
+from jira_sync.sync import lifecycle, pauses
 from jira_sync.sync.context import SyncContext
-from jira_sync.sync.jira_changes import Batch
-from jira_sync.sync.jira_view import Fold
+from jira_sync.sync.jira_changes import FOLD_FIELDS, fold_read_issues
 from jira_sync.sync.journal import log
 from jira_sync.sync.state import FINAL_STATES, Due
 
@@ -40,8 +39,6 @@ logger = logging.getLogger("jira_sync.reconcile")
 # A sweep reads back this far past its interval: the JQL date has minute precision, and a
 # change made while the last sweep ran may have been indexed after it read.
 OVERLAP_MINUTES = 2
-READ_FIELDS = ("summary", "description", "status", "labels", "assignee", "project",
-               "issuetype", "updated", "comment")
 # Linked issues whose existence one sweep confirms (oldest confirmation first).
 EXISTENCE_BATCH = 500
 # Server refuses long JQL; ids per ``id in (...)`` query.
@@ -67,14 +64,14 @@ class _Behind(JiraClient):
     """A client that takes a rate-limit slot only when one is free now, and otherwise waits
     without reserving: the flushes, which reserve ahead, keep the site's pace to themselves."""
 
-    def _wait_for_slot(self, what: str) -> None:
+    def _wait_for_slot(self, limited: Call, what: str) -> bool:
         if self._limiter is None:
-            return
+            return False
         while True:
-            wait = self._limiter.reserve(self.site.base_url, self._rate_limit, 0.0)
-            if wait <= 0:
-                return
-            time.sleep(min(wait, 1.0))
+            slot = self._limiter.reserve(limited, self._rate_limit, 0.0)
+            if slot.wait <= 0 and slot.reserved:
+                return False
+            time.sleep(min(slot.wait, 1.0))
 
 
 Progress = Callable[[str, int, int | None], None]
@@ -146,7 +143,7 @@ def _changed(ctx: SyncContext, client: JiraClient, integration: Integration, rep
     total = client.count(query) if progress is not None else None
     dues: list[Due] = []
     page: list[dict[str, Any]] = []
-    for issue in client.search(query, READ_FIELDS, expand=("changelog",)):
+    for issue in client.search(query, FOLD_FIELDS, expand=("changelog",)):
         page.append(issue)
         if len(page) >= 50:
             dues += _fold(ctx, integration, page, report)
@@ -163,34 +160,10 @@ def _changed(ctx: SyncContext, client: JiraClient, integration: Integration, rep
 def _fold(ctx: SyncContext, integration: Integration, page: list[dict[str, Any]],
           report: Report) -> list[Due]:
     """One page of issues into their links, in one transaction, as deliveries are folded."""
-    read = []
-    for raw in page:
-        try:
-            read.append(parse_issue(raw))
-        except InvalidWebhook as exc:
-            logger.warning("reconcile: an issue Jira returned is not readable: %s", exc)
     report.read += len(page)
-    with ctx.database.unit_of_work() as session:
-        batch = Batch(session, ctx)
-        links = {link.jira_issue_id: link for link in session.scalars(select(IssueLink).where(
-            IssueLink.integration_id == integration.id,
-            IssueLink.jira_issue_id.in_([issue.id for issue, _ in read]),
-        ).order_by(IssueLink.id).with_for_update())}
-        expected = echoes.Expected(session, [link.id for link in links.values()], echoes.JIRA)
-        attached = session.get(Integration, integration.id)
-        assert attached is not None
-        batch.integrations[integration.id] = attached
-        now = utcnow()
-        for issue, histories in read:
-            link = links.get(issue.id)
-            if link is None or link.state in FINAL_STATES:
-                continue
-            webhook = JiraWebhook("reconcile", None, now, None, issue, (), None)
-            if Fold(batch, attached, link, expected, None, webhook).current(histories):
-                batch.touched[link.id] = link
-        expected.close()
-        report.changed += len(batch.touched)
-        return batch.schedule()
+    dues, changed = fold_read_issues(ctx, integration.id, page)
+    report.changed += changed
+    return dues
 
 
 def _existence(ctx: SyncContext, client: JiraClient, integration: Integration,
