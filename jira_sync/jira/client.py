@@ -285,9 +285,11 @@ class JiraClient:
             result.created[position] = issue
         return result
 
-    def get_issue(self, issue: str, fields: tuple[str, ...] = ISSUE_FIELDS) -> dict[str, Any]:
+    def get_issue(self, issue: str, fields: tuple[str, ...] = ISSUE_FIELDS, *,
+                  expand: tuple[str, ...] = ()) -> dict[str, Any]:
+        params = {"fields": ",".join(fields), **({"expand": ",".join(expand)} if expand else {})}
         return self._request("GET", f"/issue/{_seg(issue)}", what=f"read issue {issue}",
-                             idempotent=True, params={"fields": ",".join(fields)})
+                             idempotent=True, params=params)
 
     def edit_issue(self, issue: str, *, fields: dict[str, Any] | None = None,
                    update: dict[str, list[dict[str, Any]]] | None = None) -> None:

@@ -21,13 +21,14 @@ from sqlalchemy.orm import Session
 from jira_sync.jira.client import BULK_CREATE_LIMIT, BulkResult, JiraClient
 from jira_sync.mapping import Mapping
 from jira_sync.mapping.inbound import jira_text, normalize
-from jira_sync.remote import PermanentError, TransientError
+from jira_sync.remote import PermanentError, RemoteError, TransientError
 from jira_sync.store.models import CommentLink, Integration, IssueLink
 from jira_sync.store.types import utcnow
 from jira_sync.sync import leases
 from jira_sync.sync.conflicts import mark_synced
 from jira_sync.sync.context import SyncContext
 from jira_sync.sync.identity import resolve_user
+from jira_sync.sync.jira_changes import FOLD_FIELDS, fold_read_issues
 from jira_sync.sync.outcomes import (
     Work,
     fail,
@@ -174,6 +175,7 @@ def _adopt_attempted(ctx: SyncContext, client: JiraClient, mapping: Mapping,
             work.written = {}  # Unknown what the lost attempt wrote: the next flush edits.
             _linked(ctx, work, "adopted",
                     f"adopted {work.jira_issue_key}, created by an earlier attempt")
+            later += _changed_meanwhile(ctx, client, work)
             later += finish(ctx, work, retry_now=True)
             continue
         attempted_at = work.create_attempted_at
@@ -185,6 +187,22 @@ def _adopt_attempted(ctx: SyncContext, client: JiraClient, mapping: Mapping,
             continue
         remaining.append(work)
     return remaining
+
+
+def _changed_meanwhile(ctx: SyncContext, client: JiraClient, work: Work) -> list[Due]:
+    """What people changed in the adopted issue while its link did not know it: their
+    deliveries found no link and were dropped as unlinked, and the edit that follows would
+    take their changes for drift and undo them. Its changelog is folded as the reconciliation
+    sweep folds one, so those changes go to QALITA and the edit leaves them be."""
+    assert work.jira_issue_id is not None
+    try:
+        raw = client.get_issue(work.jira_issue_id, FOLD_FIELDS, expand=("changelog",))
+    except RemoteError as exc:
+        journal(ctx, work, "create", "retry", f"could not read what changed in "
+                f"{work.jira_issue_key} before it was adopted ({exc.reason}); the "
+                "reconciliation sweep will")
+        return []
+    return fold_read_issues(ctx, work.integration.id, [raw], adopted=True)[0]
 
 
 def severed_issue_ids(ctx: SyncContext, integration_id: int, jira_ids: list[str]) -> set[str]:

@@ -24,6 +24,7 @@ from jira_sync.events.jira_webhook import (
     InvalidWebhook,
     JiraWebhook,
     parse,
+    parse_issue,
 )
 from jira_sync.store.models import InboxEvent, Integration, IssueLink
 from jira_sync.store.types import utcnow
@@ -86,6 +87,55 @@ def fold_deliveries(session: Session, ctx: SyncContext, inbox_ids: Sequence[int]
     for row in rows:
         folding.take(row)
     return folding.close()
+
+
+# What an issue read for folding must show (with its changelog expanded).
+FOLD_FIELDS = ("summary", "description", "status", "labels", "assignee", "project",
+               "issuetype", "updated", "comment")
+
+
+def fold_read_issues(ctx: SyncContext, integration_id: int,
+                     raw_issues: Sequence[dict[str, Any]], *,
+                     adopted: bool = False) -> tuple[list[Due], int]:
+    """Issues read from Jira (with their changelogs) into their links, in one transaction,
+    as deliveries are folded: the reconciliation sweep's pages, and (``adopted``) an issue
+    adopted after a lost create. Every change in the changelog of an adopted issue came after
+    jira-sync created it and before its link knew it (their deliveries found no link), so each
+    is folded as its delivery would have been. Returns the flushes to schedule and how many
+    links learnt something."""
+    read = []
+    for raw in raw_issues:
+        try:
+            read.append(parse_issue(raw))
+        except InvalidWebhook as exc:
+            logger.warning("an issue Jira returned is not readable: %s", exc)
+    with ctx.database.unit_of_work() as session:
+        batch = Batch(session, ctx)
+        links = {link.jira_issue_id: link for link in session.scalars(select(IssueLink).where(
+            IssueLink.integration_id == integration_id,
+            IssueLink.jira_issue_id.in_([issue.id for issue, _ in read]),
+        ).order_by(IssueLink.id).with_for_update())}
+        expected = echoes.Expected(session, [link.id for link in links.values()], echoes.JIRA)
+        integration = session.get(Integration, integration_id)
+        if integration is None:
+            return [], 0
+        batch.integrations[integration_id] = integration
+        now = utcnow()
+        for issue, histories in read:
+            link = links.get(issue.id)
+            if link is None or link.state in FINAL_STATES:
+                continue
+            for history in sorted(histories, key=lambda h: h.id) if adopted else ():
+                replayed = JiraWebhook("jira:issue_updated", "issue_generic",
+                                       history.created or now, None, issue, history.items,
+                                       None, history.id)
+                if Fold(batch, integration, link, expected, None, replayed).run():
+                    batch.touched[link.id] = link
+            webhook = JiraWebhook("reconcile", None, now, None, issue, (), None)
+            if Fold(batch, integration, link, expected, None, webhook).current(histories):
+                batch.touched[link.id] = link
+        expected.close()
+        return batch.schedule(), len(batch.touched)
 
 
 class Batch:

@@ -39,8 +39,9 @@ def test_two_hosts_share_the_work_of_a_burst_from_both_sides_with_nothing_lost_o
     issues = [s.qalita_new(title=f"issue {n}") for n in range(ISSUES)]
     keys = eventually(lambda: [j["key"] for i in issues if (j := s.jira_issue_of(i["id"]))]
                       if all(s.jira_issue_of(i["id"]) for i in issues) else None)
-    # The burst: QALITA moves half the issues to other tables while people in Jira start the others, and
-    # halfway Jira's webhook moves to the second web (a load balancer's other replica).
+    # The burst: QALITA moves half the issues to other tables while people in Jira start the
+    # others, and halfway Jira's webhook moves to the second web (a load balancer's other
+    # replica).
     for n, (issue, key) in enumerate(zip(issues, keys, strict=True)):
         if n == ISSUES // 2:
             s.configure_jira(webhook_url=webs[1])
