@@ -23,6 +23,10 @@ lint: $(STAMP) ## Ruff over the code base
 test: lint ## Lint, then the whole test suite (needs Postgres, Redis and RabbitMQ: see `make services`)
 	$(VENV)/bin/pytest
 
+test-faults: $(STAMP) ## The fault suite at full size: about 1,000 events and several kills per scenario
+	FAULT_EVENTS=$${FAULT_EVENTS:-1000} FAULT_KILLS=$${FAULT_KILLS:-4} \
+	  $(VENV)/bin/pytest -m faults tests/faults
+
 demo: $(STAMP) ## The whole system on embedded defaults (no external service needed)
 	$(VENV)/bin/jira-sync demo
 
@@ -41,4 +45,4 @@ flower: $(STAMP) ## Flower on 127.0.0.1:5555 against BROKER (default the local R
 services: ## Start the local Postgres, Redis and RabbitMQ when they are down
 	bash .ci/services
 
-.PHONY: help install lint test demo run bench flower services
+.PHONY: help install lint test test-faults demo run bench flower services
