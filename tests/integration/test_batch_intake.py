@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -29,6 +30,8 @@ from jira_sync.sync.context import SyncContext
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.proxy import CuttableProxy
 from tests.support.sync import qalita_event
+from worker import queues
+from worker.batching import MAX_LOSSES
 
 pytestmark = pytest.mark.integration
 
@@ -103,9 +106,15 @@ def test_an_unreachable_database_sends_the_batch_again_and_loses_nothing(
 
 def test_a_batch_whose_pool_process_dies_is_sent_again_message_by_message(
         service_env, postgres_url, db, tmp_path):
-    worker = ServiceProcess(["worker"], {**service_env, "JIRA_SYNC_SWEEP_SECONDS": "3600"},
+    broker_url = service_env["JIRA_SYNC_BROKER_URL"]
+    # Not consuming intake yet: the five events wait on the queue, so they form one batch
+    # whenever they were published.
+    others = ",".join(name for name in queues.ALL if name != queues.QALITA)
+    worker = ServiceProcess(["worker", "--queues", others],
+                            {**service_env, "JIRA_SYNC_SWEEP_SECONDS": "3600"},
                             tmp_path / "worker.log")
     blocker = psycopg2.connect(postgres_url.replace("postgresql+psycopg2://", "postgresql://"))
+    control = Celery(broker=broker_url, set_as_current=False)
     try:
         # The sweeps a worker runs at start read the inbox too: done first, they cannot hold
         # the pool's processes waiting on the lock while the batch waits for a process.
@@ -114,7 +123,10 @@ def test_a_batch_whose_pool_process_dies_is_sent_again_message_by_message(
         with blocker.cursor() as cursor:  # the batch's insert waits on this lock
             cursor.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")
         events = [qalita_event(issue_id) for issue_id in range(1, 6)]
-        publish(service_env["JIRA_SYNC_BROKER_URL"], events)
+        publish(broker_url, events)
+        assert redis.Redis.from_url(broker_url).llen(queues.QALITA) == len(events)
+        [answer] = control.control.add_consumer(queues.QALITA, reply=True, limit=1, timeout=10)
+        assert "ok" in next(iter(answer.values())), answer
         wait_until(lambda: inserts_waiting(postgres_url) == 1, 30)
         children = subprocess.run(["pgrep", "-P", str(worker.proc.pid)], capture_output=True,
                                   text=True).stdout.split()
@@ -124,13 +136,14 @@ def test_a_batch_whose_pool_process_dies_is_sent_again_message_by_message(
         worker.wait_for(r"a batch of 5 jira_sync.qalita_event message\(s\) did not complete",
                         30)
         wait_until(lambda: inbox_count(db) == len(events), 60)
-        wait_until(lambda: broker_settled(service_env["JIRA_SYNC_BROKER_URL"]), 30)
+        wait_until(lambda: broker_settled(broker_url), 30)
         with db.unit_of_work() as session:
             assert session.scalars(select(DeadLetter)).all() == []
             # Sent back with a loss each, every message then ran alone: a transaction each.
             receipts = session.scalar(select(func.count(func.distinct(InboxEvent.received_at))))
         assert receipts == len(events)
     finally:
+        control.close()
         blocker.close()
         worker.kill()
 
@@ -146,7 +159,57 @@ def inserts_waiting(postgres_url: str) -> int:
 
 
 def test_a_message_that_keeps_losing_its_batch_is_given_up_as_a_dead_letter(
+        service_env, postgres_url, db, tmp_path):
+    # One pool process: killing it kills the run that is stuck, and nothing else.
+    worker = ServiceProcess(["worker"], {**service_env, "JIRA_SYNC_SWEEP_SECONDS": "3600",
+                                         "JIRA_SYNC_WORKER_CONCURRENCY": "1"},
+                            tmp_path / "worker.log")
+    hopeless, after = qalita_event(1), qalita_event(2)
+    broker_url = service_env["JIRA_SYNC_BROKER_URL"]
+    blocker = psycopg2.connect(postgres_url.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        for sweep in ("sweep", "sweep_deliveries"):
+            worker.wait_for(rf"jira_sync\.{sweep}\[[^]]+\] succeeded", 60)
+        with blocker.cursor() as cursor:  # every insert of this event waits on the row
+            cursor.execute("INSERT INTO inbox (source, dedupe_key, payload, state, attempts, "
+                           "received_at) VALUES ('qalita', %s, '{}', 'received', 0, now())",
+                           (hopeless["event_id"],))
+        # Alone: a killed run's insert stays waiting in Postgres with the rows it inserted
+        # before this one, and would hold up any event that shared its batch.
+        publish(broker_url, [hopeless])
+        for lost in range(1, MAX_LOSSES + 1):
+            # The runs killed before stay waiting too: this one is the next.
+            wait_until(lambda n=lost: inserts_waiting(postgres_url) == n, 30)
+            assert dead_letters(db) == []
+            [child] = subprocess.run(["pgrep", "-P", str(worker.proc.pid)],
+                                     capture_output=True, text=True).stdout.split()
+            os.kill(int(child), signal.SIGKILL)
+            wait_until(lambda n=lost: worker.output.count("did not complete") == n, 30)
+        [letter] = wait_until(lambda: dead_letters(db), 30)
+        assert letter.kind == "intake_failed" and letter.payload == hopeless
+        assert f"lost its worker {MAX_LOSSES} times" in letter.reason
+        blocker.rollback()
+        publish(broker_url, [after])  # the worker goes on
+        wait_until(lambda: inserts_waiting(postgres_url) == 0, 30)
+        wait_until(lambda: inbox_count(db) == 1 and broker_settled(broker_url), 30)
+        with db.unit_of_work() as session:
+            assert session.scalars(select(InboxEvent.dedupe_key)).all() == [after["event_id"]]
+        assert len(dead_letters(db)) == 1
+    finally:
+        blocker.close()
+        worker.kill()
+
+
+def dead_letters(db: Database) -> list[DeadLetter]:
+    with db.unit_of_work() as session:
+        return list(session.scalars(select(DeadLetter)))
+
+
+def test_a_message_given_up_after_its_losses_needs_no_dead_letter_if_stored_after_all(
         service_env, db, monkeypatch):
+    """The run that was lost may have stored the event before it died: giving it up then
+    keeps no dead letter. (The losses are set by hand here: what a real worker's repeated
+    losses do is the test above.)"""
     from celery_batches import SimpleRequest
 
     from worker import runtime
@@ -163,33 +226,32 @@ def test_a_message_that_keeps_losing_its_batch_is_given_up_as_a_dead_letter(
         return SimpleRequest(id=event["event_id"], name="jira_sync.qalita_event",
                              args=(event,), kwargs={}, delivery_info={}, hostname="test",
                              ignore_result=True, reply_to=None, correlation_id=None,
-                             request_dict={LOSSES_HEADER: losses} if losses else {})
+                             request_dict={LOSSES_HEADER: losses})
 
-    stored, hopeless = qalita_event(1), qalita_event(2)
+    stored = qalita_event(1)
     try:
         assert intake_task.run([request(stored, 1)]) == DONE  # a suspect still runs
-        # Given up: one that was stored after all needs no dead letter, the other gets one.
-        assert intake_task.run([request(stored, 3)]) == DONE
-        assert intake_task.run([request(hopeless, 3)]) == DONE
+        assert intake_task.run([request(stored, MAX_LOSSES)]) == DONE
         with db.unit_of_work() as session:
             inbox = set(session.scalars(select(InboxEvent.dedupe_key)))
-            [letter] = session.scalars(select(DeadLetter)).all()
     finally:
         runtime.database().dispose()
         for cached in per_process:
             cached.cache_clear()
     assert inbox == {stored["event_id"]}
-    assert letter.kind == "intake_failed" and letter.payload["event_id"] == hopeless["event_id"]
-    assert "lost its worker 3 times" in letter.reason
+    assert dead_letters(db) == []
 
 
 def test_a_flush_waits_while_intake_is_backlogged_but_not_past_the_limit(
         service_env, secret_key, db, tmp_path):
+    from worker.tasks.outbound import DEFER_STEP_SECONDS
+
     broker_url = service_env["JIRA_SYNC_BROKER_URL"]
+    limit = 6.0
     with running_simulator(SimulatorConfig(deployment="cloud", index_lag_ms=0)) as sim:
         env = {**service_env, "JIRA_BASE_URL": sim.base_url, "JIRA_EMAIL": "svc@example.com",
                "JIRA_API_TOKEN": "tok-123", "JIRA_PROJECT_KEY": "DATA",
-               "JIRA_ISSUE_TYPE": "Bug", "JIRA_SYNC_BACKLOG_WAIT_SECONDS": "6"}
+               "JIRA_ISSUE_TYPE": "Bug", "JIRA_SYNC_BACKLOG_WAIT_SECONDS": str(limit)}
         # A worker that does not take intake, so more than a batch of events stays queued.
         worker = ServiceProcess(["worker", "--queues", "jira_sync.outbound"], env,
                                 tmp_path / "worker.log")
@@ -199,21 +261,20 @@ def test_a_flush_waits_while_intake_is_backlogged_but_not_past_the_limit(
             publish(broker_url, [qalita_event(n) for n in range(1000, 1250)])
             ctx = SyncContext(database=db, box=SecretBox((secret_key,)), debounce_seconds=0.0)
             [due] = intake.receive_batch(ctx, [qalita_event(1)])
+            sent = datetime.now(UTC)
             send_flushes(producer, [due])
-            sent = time.monotonic()
-            time.sleep(3)
-            with db.unit_of_work() as session:
-                waiting = session.get(IssueLink, due.link_id)
-                assert waiting.jira_issue_id is None and waiting.due_at > due.at
-            assert not [c for c in requests.get(f"{sim.base_url}/_sim/calls", timeout=10).json()
-                        if c["method"] == "POST"]
 
-            def created() -> bool:
+            def postponed() -> bool:  # the flush saw the backlog and waits, in steps
                 with db.unit_of_work() as session:
-                    return session.get(IssueLink, due.link_id).jira_issue_id is not None
+                    link = session.get(IssueLink, due.link_id)
+                    return link.jira_issue_id is None and link.due_at > due.at
 
-            wait_until(created, 30)
-            assert time.monotonic() - sent < 20
+            wait_until(postponed, 30)
+            [create] = wait_until(lambda: [
+                c for c in requests.get(f"{sim.base_url}/_sim/calls", timeout=10).json()
+                if c["method"] == "POST"], 30)
+            waited = (datetime.fromisoformat(create["time"]) - sent).total_seconds()
+            assert limit - DEFER_STEP_SECONDS <= waited <= limit
             assert redis.Redis.from_url(broker_url).llen("jira_sync.qalita") == 250
         finally:
             producer.close()

@@ -70,8 +70,9 @@ def exercise_every_operation(jira: Recording) -> None:
     assert jira.user(ana["accountId"])["emailAddress"] == "ana@example.com"
     assert {s["statusCategory"]["key"] for s in jira.statuses()} == {"new", "indeterminate",
                                                                      "done"}
-    assert list(jira.search('labels = "qalita-id-default-1"')) is not None
-    assert jira.count("project = DATA") is not None
+    marked = {created["id"], *(i["id"] for i in bulk.created.values())}
+    assert {i["id"] for i in jira.search('labels = "qalita-id-default-1"')} == marked
+    assert jira.count("project = DATA") == len(marked)
     fetched = jira.bulk_fetch([bulk.created[0]["id"], "999999"], fields=("status",))
     assert [i["id"] for i in fetched] == [bulk.created[0]["id"]]
     jira.delete_issue(bulk.created[0]["id"])

@@ -4,7 +4,9 @@ HTTP: exactly-once creates under concurrency and under a SIGKILL of a whole work
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime
 
 import pytest
 import requests
@@ -14,10 +16,13 @@ from jira_sync import publish_qalita_event
 from jira_sync.simulators.jira import SimulatorConfig, running_simulator
 from jira_sync.store.db import Database
 from jira_sync.store.models import CommentLink, DeadLetter, IssueLink
+from tests.support import brokers
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.sync import bootstrap_env, qalita_event
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
+FLUSH_SUCCEEDED = re.compile(r"^(\S+ \S+) INFO \S+ celery\.app\.trace: Task jira_sync\.flush_links"
+                             r"\[[^]]+\] succeeded in ([\d.]+)s", re.MULTILINE)
 
 
 @pytest.fixture
@@ -93,19 +98,46 @@ def settled(db: Database, count: int, version: int | None = None) -> bool:
         and (version is None or r.applied_version == version) for r in rows)
 
 
+def flush_runs(process: ServiceProcess) -> list[tuple[float, float]]:
+    """When each flush task of a worker started and ended, from its log (one clock for all
+    the workers of a test)."""
+    runs = []
+    for stamp, runtime in FLUSH_SUCCEEDED.findall(process.output):
+        end = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        runs.append((end - float(runtime), end))
+    return runs
+
+
 def test_fifty_duplicate_concurrent_creates_across_workers_make_one_issue(
         env, sim, db, processes):
-    env = {**env, "JIRA_SYNC_DEBOUNCE_SECONDS": "0"}
-    processes("worker", env, "w1")
-    processes("worker", env, "w2")
+    # One pool process each: while one worker waits for Jira's answer to the create, every
+    # flush that runs meanwhile runs in the other worker.
+    env = {**env, "JIRA_SYNC_DEBOUNCE_SECONDS": "0", "JIRA_SYNC_WORKER_CONCURRENCY": "1"}
+    workers = [processes("worker", env, "w1"), processes("worker", env, "w2")]
+    hold = 2.0  # Jira applies the create at once and answers this much later
+    requests.post(f"{sim.base_url}/_sim/config", json={"reply_delay_ms": int(hold * 1000)},
+                  timeout=10).raise_for_status()
     event = qalita_event(1)
-    duplicates = [event] * 10 + [{**event, "event_id": f"dup-{n}"} for n in range(40)]
-    publish(env, *duplicates)
-    wait_until(lambda: settled(db, 1), 60)
-    time.sleep(2)  # anything still in flight would create now
+    publish(env, *[event] * 10, *[{**event, "event_id": f"dup-{n}"} for n in range(20)])
+    wait_until(lambda: [c for c in calls(sim, method="POST", path="/rest/api/3/issue*")
+                        if c["status"] is None], 60, 0.05)
+    # QALITA sends its create again while Jira holds the answer: each newer snapshot makes
+    # the link due again, so the other worker flushes it while the create is in flight.
+    publish(env, *[qalita_event(1, version) for version in range(2, 22)])
+    wait_until(lambda: settled(db, 1, 21), 60)
+    # Nothing queued or held any more (a look-again countdown included): nothing can still
+    # create.
+    wait_until(lambda: brokers.idle(env["JIRA_SYNC_BROKER_URL"]), 60)
     assert len(jira_issues(sim, 1)) == 1
     assert len(calls(sim, method="POST", path="/rest/api/3/issue*")) == 1
     assert links(db)[0].jira_issue_id == jira_issues(sim, 1)[0]["id"]
+    # The workers competed: one flushed the link while the other's create waited for Jira
+    # (the first flush held for the answer is the create's).
+    runs = [flush_runs(worker) for worker in workers]
+    creator, (asked, answered) = min(
+        ((n, run) for n, worker_runs in enumerate(runs) for run in worker_runs
+         if run[1] - run[0] >= hold), key=lambda found: found[1])
+    assert any(asked < start and end < answered for start, end in runs[1 - creator]), runs
 
 
 def test_a_worker_killed_between_the_jira_create_and_the_commit_recovers_to_one_issue(
@@ -120,10 +152,14 @@ def test_a_worker_killed_between_the_jira_create_and_the_commit_recovers_to_one_
     assert links(db)[0].jira_issue_id is None
     requests.post(f"{sim.base_url}/_sim/config", json={"reply_delay_ms": 0},
                   timeout=10).raise_for_status()
-    killed_at = time.monotonic()
     processes("worker", env, "rescuer")
+    rescuing = time.monotonic()
     wait_until(lambda: settled(db, 1), 120)
-    assert time.monotonic() - killed_at < 120
+    # The sweep takes the link once the dead worker's lease ran out and adopts the issue once
+    # Jira's index shows it: nothing waits for the broker to deliver the lost flush again.
+    bound = sum(float(env[name]) for name in (
+        "JIRA_SYNC_LEASE_SECONDS", "JIRA_SYNC_INDEX_LAG_SECONDS", "JIRA_SYNC_SWEEP_SECONDS"))
+    assert time.monotonic() - rescuing <= bound
     assert [i["id"] for i in jira_issues(sim, 1)] == [links(db)[0].jira_issue_id]
 
 
@@ -147,8 +183,9 @@ def test_ten_updates_in_one_window_make_one_create_and_at_most_one_edit(
 
 def test_429_storms_and_faults_end_correct_with_no_duplicate_and_no_dead_letter(
         env, sim, db, processes):
-    requests.post(f"{sim.base_url}/_sim/config", json={"rate_limit": 15, "fail_rate": 0.2},
-                  timeout=10).raise_for_status()
+    # A limit Jira does not advertise, low enough that the limiter must find it from 429s.
+    requests.post(f"{sim.base_url}/_sim/config", timeout=10, json={
+        "rate_limit": 3, "advertise_rate_limit": False, "fail_rate": 0.2}).raise_for_status()
     env = {**env, "JIRA_SYNC_WORKER_CONCURRENCY": "4", "JIRA_SYNC_JIRA_RATE_LIMIT": "100"}
     processes("beat", env, "b")
     processes("worker", env)

@@ -121,4 +121,12 @@ def test_an_unreachable_database_is_503_so_the_sender_retries(make_client):
 def test_an_unreachable_broker_still_accepts_what_was_stored(make_client, served, postgres_url):
     client = make_client(postgres_url,
                          JIRA_SYNC_BROKER_URL=f"redis://127.0.0.1:{closed_port()}/0")
-    assert post(client, qalita_event(1)).status_code == 202
+    event = qalita_event(1)
+    assert post(client, event).status_code == 202
+    # Stored and folded into its link, which stays due: the sweep sends the lost flush.
+    with served.unit_of_work() as session:
+        stored = session.execute(select(InboxEvent.dedupe_key, InboxEvent.state)).all()
+        due = session.execute(select(IssueLink.qalita_issue_id,
+                                     IssueLink.due_at.is_not(None))).all()
+    assert stored == [(event["event_id"], "processed")]
+    assert due == [(1, True)]

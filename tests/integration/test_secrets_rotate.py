@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from jira_sync.crypto import SecretBox, SecretsUnreadable
 from jira_sync.integrations import upsert_from_env
 from jira_sync.store.models import Integration, LogEntry
 from jira_sync.store.types import utcnow
-from tests.support.processes import run_cli
+from tests.support.processes import run_cli, wait_until
 from tests.support.sync import bootstrap
 
 pytestmark = pytest.mark.integration
@@ -31,6 +30,13 @@ def make(database, box: SecretBox, tenant: str, *, deleted: bool = False) -> int
             session, bootstrap("https://acme.atlassian.net", "cloud", tenant=tenant), box)
         integration.deleted_at = utcnow() if deleted else None
         return integration.id
+
+
+def lock_waits(database) -> int:
+    """Statements of this test's database waiting for a lock another transaction holds."""
+    with database.unit_of_work() as session:
+        return session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE "
+                                   "wait_event_type = 'Lock' AND datname = current_database()"))
 
 
 def stored(database) -> dict[str, str]:
@@ -99,8 +105,8 @@ def test_a_writer_racing_the_rotation_loses_nothing(database, service_env):
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
         try:
-            time.sleep(3)  # long enough for rotate to start and reach the locked row
-            assert process.poll() is None, process.communicate()
+            wait_until(lambda: lock_waits(database) or process.poll() is not None, 60)
+            assert process.poll() is None, process.communicate()  # rotate waits on the row
         except BaseException:
             process.kill()
             process.communicate()

@@ -12,6 +12,7 @@ from jira_sync.integrations import TenantLabelCollision, upsert_from_env
 from jira_sync.mapping import tenant_label
 from jira_sync.store.db import Database
 from jira_sync.store.models import DeadLetter, InboxEvent, Integration
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -177,10 +178,16 @@ def test_an_unreachable_database_raises_so_the_task_retries_instead_of_acknowled
     unreachable.dispose()
 
 
+def lock_waits(database: Database) -> int:
+    """Statements of this test's database waiting for a lock another transaction holds."""
+    with database.unit_of_work() as session:
+        return session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE "
+                                   "wait_event_type = 'Lock' AND datname = current_database()"))
+
+
 def test_two_batches_sharing_issues_of_two_tenants_in_opposite_orders_do_not_deadlock(
         database, monkeypatch):
     import threading
-    import time
 
     from cryptography.fernet import Fernet
 
@@ -195,13 +202,19 @@ def test_two_batches_sharing_issues_of_two_tenants_in_opposite_orders_do_not_dea
             upsert_from_env(session, bootstrap("http://127.0.0.1:9", "cloud", tenant=tenant),
                             SecretBox((key,)))
     real = state._links_for
+    holding: list[threading.Thread] = []
+    both_in = threading.Event()
 
-    def slow_links_for(*args):
+    def held_links_for(*args):
         links = real(*args)
-        time.sleep(0.5)  # holding these locks while the other batch takes its own
+        if threading.current_thread() not in holding:
+            # Its first tenant's links locked: held until the other batch has its own, or
+            # waits for these.
+            holding.append(threading.current_thread())
+            both_in.wait(30)
         return links
 
-    monkeypatch.setattr(state, "_links_for", slow_links_for)
+    monkeypatch.setattr(state, "_links_for", held_links_for)
     def events(tenant):  # new event ids each time, for the same issues
         return [qalita_event(n, tenant=tenant) for n in (1, 2)]
 
@@ -218,6 +231,8 @@ def test_two_batches_sharing_issues_of_two_tenants_in_opposite_orders_do_not_dea
                threading.Thread(target=run, args=(events("zeta") + events("acme"),))]
     for thread in threads:
         thread.start()
+    wait_until(lambda: len(holding) + lock_waits(database) == 2, 30)
+    both_in.set()
     for thread in threads:
         thread.join(30)
     assert errors == []

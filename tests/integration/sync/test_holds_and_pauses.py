@@ -38,7 +38,7 @@ def stack(service_env, jira, qalita, tmp_path):
 
 
 @pytest.fixture
-def broker(broker_url):
+def producer(broker_url):
     """A Celery client on the test's broker: what the admin API does with the flushes."""
     app = Celery("admin-test", broker=broker_url, set_as_current=False)
     app.conf.broker_transport_options = transport_options(broker_url)
@@ -46,11 +46,11 @@ def broker(broker_url):
     app.close()
 
 
-def set_enabled(database, broker, enabled: bool) -> None:
+def set_enabled(database, producer, enabled: bool) -> None:
     with database.unit_of_work() as session:
         integration = session.scalars(select(Integration)).one()
         dues = holds.set_enabled(session, integration, enabled)
-    send_flushes(broker, dues)
+    send_flushes(producer, dues)
 
 
 def integration(database) -> Integration:
@@ -90,6 +90,15 @@ def linked(s: Stack) -> tuple[dict, str]:
     return issue, eventually(lambda: (s.jira_issue_of(issue["id"]) or {}).get("id"))
 
 
+def settled(database, count: int) -> bool:
+    """``count`` links, each linked with nothing due and no flush running."""
+    with database.unit_of_work() as session:
+        links = session.scalars(select(IssueLink)).all()
+    return len(links) == count and all(
+        link.state == "linked" and link.due_at is None and link.inbound_due_at is None
+        and link.lease_owner is None for link in links)
+
+
 def summary_of(s: Stack, qalita_id: int) -> str | None:
     return (s.jira_issue_of(qalita_id) or {}).get("summary")
 
@@ -100,11 +109,11 @@ def switch(jira: Any, **switches: Any) -> None:
 
 
 def test_disable_holds_events_and_deliveries_and_enable_releases_them_once(
-        stack, database, broker):
+        stack, database, producer):
     s = stack
     first, jira_id = linked(s)
-    time.sleep(1)  # the create's last writes land
-    set_enabled(database, broker, False)
+    eventually(lambda: settled(database, 1))  # the create's last writes landed
+    set_enabled(database, producer, False)
     writes_before = len(jira_writes(s))
     second = s.qalita_new(rule="volume")
     qalita_change(s, first["id"], rule="completeness")
@@ -113,9 +122,14 @@ def test_disable_holds_events_and_deliveries_and_enable_releases_them_once(
         "wait": 1}, timeout=30).json()["idle"])
     time.sleep(QUIET_SECONDS)
     # Stored and accepted, nothing written anywhere, nothing dead-lettered.
-    assert all(200 <= d["status"] < 300 for d in requests.get(
-        f"{s.jira.base_url}/_sim/webhooks", timeout=10).json()["deliveries"])
-    assert count(database, InboxEvent, InboxEvent.source == "jira") >= 1
+    deliveries = requests.get(f"{s.jira.base_url}/_sim/webhooks", timeout=10).json()[
+        "deliveries"]
+    assert any(d["issue_event_type_name"] == "issue_generic" for d in deliveries)  # the move
+    assert all(200 <= d["status"] < 300 for d in deliveries)
+    with database.unit_of_work() as session:
+        stored = set(session.scalars(select(InboxEvent.dedupe_key).where(
+            InboxEvent.source == "jira")))
+    assert stored == {f"{integration(database).id}:{d['id']}" for d in deliveries}
     assert count(database, InboxEvent, InboxEvent.source == "qalita",
                  InboxEvent.state == "processed") >= 3
     assert len(jira_writes(s)) == writes_before and qalita_writes(s) == []
@@ -128,7 +142,7 @@ def test_disable_holds_events_and_deliveries_and_enable_releases_them_once(
         assert held[0].inbound_due_at is not None
         assert [link.attempts for link in held] == [0, 0]
 
-    set_enabled(database, broker, True)
+    set_enabled(database, producer, True)
     eventually(lambda: s.jira_issue_of(second["id"]))
     eventually(lambda: summary_of(s, first["id"]) == "[QALITA] orders: completeness")
     eventually(lambda: s.qalita_issue(first["id"])["status"] == "active")

@@ -78,25 +78,29 @@ def test_comment_events_before_the_issue_wait_for_it_and_keep_the_newest_text(
 
 
 def test_a_comment_that_landed_before_the_connection_dropped_is_not_posted_again(
-        database, sim, deployment):
-    h = Harness(database, sim.base_url, deployment)
-    h.sync(qalita_event(1))
-    # Every write fails after applying, until the sync has seen it fail once.
-    requests.post(f"{sim.base_url}/_sim/config", json={"fail_rate": 1.0}, timeout=10)
-    h.send(comment(5, 1, "issue.comment_created", "only once"))
-    flushes = list(h.queue)
-    h.queue.clear()
-    for _, _, link_id in flushes:
-        h.schedule(flush_link(h.ctx, link_id))
-    requests.post(f"{sim.base_url}/_sim/config", json={"fail_rate": 0.0}, timeout=10)
-    h.drain()
-    texts = comment_texts(h, 1)
-    assert len(texts) <= 1
-    # Whatever the first attempt did, the comment ends up in Jira exactly once.
-    h.sync(comment(5, 1, "issue.comment_updated", "only once, edited",
-                   occurred_at=(utcnow() + timedelta(seconds=1)).isoformat()))
-    texts = comment_texts(h, 1)
-    assert len(texts) == 1 and texts[0].endswith("only once, edited")
+        database, deployment):
+    # Under this seed the first fault drawn strikes after applying and drops the connection;
+    # the comment's POST is the only call the flush makes while every call fails.
+    config = SimulatorConfig(deployment=deployment, index_lag_ms=0, seed=6)
+    with running_simulator(config) as sim:
+        h = Harness(database, sim.base_url, deployment)
+        h.sync(qalita_event(1))
+        requests.post(f"{sim.base_url}/_sim/config", json={"fail_rate": 1.0}, timeout=10)
+        h.send(comment(5, 1, "issue.comment_created", "only once"))
+        flushes = list(h.queue)
+        h.queue.clear()
+        for _, _, link_id in flushes:
+            h.schedule(flush_link(h.ctx, link_id))
+        requests.post(f"{sim.base_url}/_sim/config", json={"fail_rate": 0.0}, timeout=10)
+        [struck] = h.calls(method="POST", path="*/comment")
+        assert (struck["fault"], struck["dropped"], struck["changed"]) == ("after", True, True)
+        h.drain()
+        assert len(comment_texts(h, 1)) == 1
+        assert len(h.calls(method="POST", path="*/comment")) == 1
+        h.sync(comment(5, 1, "issue.comment_updated", "only once, edited",
+                       occurred_at=(utcnow() + timedelta(seconds=1)).isoformat()))
+        texts = comment_texts(h, 1)
+        assert len(texts) == 1 and texts[0].endswith("only once, edited")
 
 
 def test_an_issue_deleted_in_jira_is_recreated_after_checking_it_is_a_deletion(
