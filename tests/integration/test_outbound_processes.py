@@ -210,7 +210,7 @@ def test_429_storms_and_faults_end_correct_with_no_duplicate_and_no_dead_letter(
         return settled(db, count, 2) and posted == count
 
     try:
-        wait_until(done, 180, 1)
+        wait_until(done, 90, 1)
     except AssertionError:
         with db.unit_of_work() as session:
             comments = [(c.link_id, c.state, c.jira_comment_id, c.attempted_at)
