@@ -189,10 +189,11 @@ class JiraClient:
             return
         status, headers = response.status_code, response.headers
         told = advertised_rate(headers)
-        if status != 429 and told is not None and told == self._told.get(limited.bucket) \
-                and time.monotonic() - self._told_at.get(limited.bucket, 0) < 60:
-            return  # Told already; told again now and then so the pace does not expire.
-        if not RateLimiter.worth_telling(status, headers, busy):
+        if status != 429 and ((told is None and not busy) or (told is not None and (
+                told == self._told.get(limited.bucket)
+                and time.monotonic() - self._told_at.get(limited.bucket, 0) < 60))):
+            # Nothing to learn (an idle bucket's clean answer without a limit), or told
+            # already: told again now and then so the pace does not expire.
             return
         try:
             self._limiter.answered(limited, self._rate_limit, status, headers,

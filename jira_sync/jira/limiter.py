@@ -29,6 +29,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -42,6 +43,8 @@ from jira_sync.store.upsert import insert
 # Pace this close under an advertised rate: the bucket's burst absorbs the jitter.
 SAFETY = 0.97
 MIN_RATE = 0.5
+# State nobody used this long is dropped (Redis expires it; retention prunes the rows).
+KEEP_SECONDS = 3600
 # A discovered or advertised pace is forgotten after this long unused (the limit may change).
 RATE_TTL_SECONDS = 600
 # While a bucket is busy and clean its pace grows by this factor, at most once per interval.
@@ -75,23 +78,27 @@ class Call:
     # The OAuth app it is made as (None for API tokens and PATs, which no quota covers).
     app: str | None = None
 
-    @property
+    @cached_property
+    def _segments(self) -> list[str]:
+        return self.path.split("?")[0].split("/")
+
+    @cached_property
     def endpoint(self) -> str:
         """The path with its ids and keys as placeholders: Jira's buckets are per endpoint,
         not per issue."""
         return "/".join("{id}" if _ID_SEGMENT.search(part) else part
-                        for part in self.path.split("?")[0].split("/"))
+                        for part in self._segments)
 
-    @property
+    @cached_property
     def bucket(self) -> str:
         if self.deployment != "cloud":
             return f"site {self.site}"  # Data Center: one bucket per user for the whole site
         return f"bucket {self.site} {self.method} {self.endpoint}"
 
-    @property
+    @cached_property
     def issue(self) -> str | None:
         """The issue a write targets, which the per-issue write limit counts."""
-        parts = self.path.split("?")[0].split("/")
+        parts = self._segments
         if self.method == "GET" or "issue" not in parts:
             return None
         after = parts.index("issue") + 1
@@ -291,7 +298,7 @@ class RedisStore:
                         raw = before[self.PREFIX + key]
                         dumped = _dump(state)
                         if dumped != (raw.decode() if raw else _UNTOUCHED):
-                            pipe.set(self.PREFIX + key, dumped, ex=3600)
+                            pipe.set(self.PREFIX + key, dumped, ex=KEEP_SECONDS)
                     pipe.execute()
                     return result
                 except redis.WatchError:
@@ -321,7 +328,7 @@ class DatabaseStore:
             states = {key: _load(rows[key].state if key in rows else None)
                       for key in [bucket, *others]}
             result = decide(states, time.time())
-            expires = time.time() + 3600
+            expires = time.time() + KEEP_SECONDS
             for key, state in states.items():
                 dumped = _dump(state)
                 if key in rows and dumped != rows[key].state:
@@ -353,11 +360,6 @@ class RateLimiter:
         sets the pace; a busy bucket answering cleanly may go faster."""
         self.store.change(call.pause_keys(), lambda states, now: answered(
             states, call, default_rate, status, headers, retry_after, busy, now))
-
-    @staticmethod
-    def worth_telling(status: int, headers: Mapping[str, str], busy: bool) -> bool:
-        """Most answers teach nothing: a clean answer of an idle bucket without headers."""
-        return status == 429 or busy or advertised_rate(headers) is not None
 
 
 def limiter_for(broker_url: str, database: Database) -> RateLimiter:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from celery import Celery
 
+from jira_sync.broker import transport_options
 from jira_sync.simulators.jira import SimulatorConfig, running_simulator
 from jira_sync.simulators.qalita import QalitaSimulatorConfig, running_qalita_simulator
 
@@ -29,3 +31,13 @@ def qalita(request: pytest.FixtureRequest, broker_url: str) -> Iterator[object]:
     config = QalitaSimulatorConfig(broker_url=broker_url if publishing else None)
     with running_qalita_simulator(config) as sim:
         yield sim
+
+
+@pytest.fixture
+def producer(broker_url: str) -> Iterator[Celery]:
+    """A send-only Celery app on the test's broker, as web and the commands make one
+    (jira_sync/broker.py's transport options)."""
+    app = Celery("test-producer", broker=broker_url, set_as_current=False)
+    app.conf.broker_transport_options = transport_options(broker_url)
+    yield app
+    app.close()

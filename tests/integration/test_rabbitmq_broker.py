@@ -17,7 +17,7 @@ import requests
 from celery import Celery
 
 from jira_sync import publish_qalita_event
-from jira_sync.broker import MAX_COUNTDOWN_SECONDS, queue_depth, send_flushes, transport_options
+from jira_sync.broker import MAX_COUNTDOWN_SECONDS, queue_depth, send_flushes
 from jira_sync.readiness import broker_problem
 from jira_sync.store.types import utcnow
 from jira_sync.sync.state import Due
@@ -35,14 +35,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
 def broker() -> str:
     return "rabbitmq"
 
-
-@pytest.fixture
-def producer(broker_url):
-    """A send-only app as web and the commands make one (jira_sync/broker.py's options)."""
-    app = Celery("rabbitmq-test", broker=broker_url, set_as_current=False)
-    app.conf.broker_transport_options = transport_options(broker_url)
-    yield app
-    app.close()
 
 
 def take(app: Celery, queue: str):

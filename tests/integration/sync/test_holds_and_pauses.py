@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 import requests
-from celery import Celery
 from sqlalchemy import func, select
 
 from jira_sync.admin import holds
-from jira_sync.broker import send_flushes, transport_options
+from jira_sync.broker import send_flushes
 from jira_sync.crypto import SecretBox
 from jira_sync.integrations import upsert_from_env
 from jira_sync.remote import AuthError, PermanentError
@@ -36,14 +35,6 @@ def stack(service_env, jira, qalita, tmp_path):
     yield made
     made.close()
 
-
-@pytest.fixture
-def producer(broker_url):
-    """A Celery client on the test's broker: what the admin API does with the flushes."""
-    app = Celery("admin-test", broker=broker_url, set_as_current=False)
-    app.conf.broker_transport_options = transport_options(broker_url)
-    yield app
-    app.close()
 
 
 def set_enabled(database, producer, enabled: bool) -> None:
